@@ -1,0 +1,47 @@
+"""Minibatch index arrays: in order, or shuffled by an explicit generator."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["iterate_batches", "num_batches"]
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        kind = "a positive" if minimum == 1 else "a non-negative"
+        raise ValueError(f"{name} must be {kind} integer, got {value!r}")
+    return int(value)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """How many batches :func:`iterate_batches` yields for ``n`` items."""
+    n = _check_int("n", n, 0)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None = None,
+                    drop_last: bool = False) -> Iterator[np.ndarray]:
+    """Index arrays (int64, (batch_size,)) covering ``range(n)`` once.
+
+    With ``rng`` the order is ``rng.permutation(n)``; without, it is 0, 1, ..., n - 1. The
+    last, shorter batch is yielded unless ``drop_last``. Arguments are checked at the call,
+    not at the first ``next``.
+    """
+    n = _check_int("n", n, 0)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
+    if rng is None:
+        order = np.arange(n, dtype=np.int64)
+    else:
+        order = rng.permutation(n).astype(np.int64, copy=False)
+    return _batches(order, batch_size, num_batches(n, batch_size, drop_last))
+
+
+def _batches(order: np.ndarray, batch_size: int, count: int) -> Iterator[np.ndarray]:
+    for b in range(count):
+        yield order[b * batch_size:(b + 1) * batch_size]

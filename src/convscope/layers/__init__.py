@@ -1,0 +1,29 @@
+"""Layers with hand-derived backward passes (notes §1.1-1.3).
+
+Every layer follows one contract (see :class:`~convscope.layers.base.Module`):
+``y = layer.forward(x)`` (or ``layer(x)``), ``dx = layer.backward(dy)``; ``layer.params``
+and ``layer.grads`` are dicts with the same keys; ``layer.train()`` / ``layer.eval()``.
+Tensors are NCHW; weights use PyTorch's layouts, so they move between the two as-is.
+"""
+
+from .activations import Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
+from .base import Module, shapes_only
+from .blocks import (BasicBlock, Bottleneck, Inception, InceptionNaive, ZeroPadShortcut,
+                     conv_bn_relu)
+from .containers import Concat, Identity, Residual, Sequential
+from .conv import Conv2d
+from .linear import Flatten, Linear
+from .loss import SoftmaxCrossEntropy, log_softmax, softmax
+from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
+from .pooling import AvgPool2d, CrossChannelPool, GlobalAvgPool2d, MaxPool2d
+
+__all__ = [
+    "Module", "Conv2d", "Linear", "Flatten",
+    "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "CrossChannelPool",
+    "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout",
+    "BatchNorm1d", "BatchNorm2d", "LocalResponseNorm",
+    "Sequential", "Residual", "Concat", "Identity",
+    "InceptionNaive", "Inception", "BasicBlock", "Bottleneck", "ZeroPadShortcut", "conv_bn_relu",
+    "shapes_only",
+    "SoftmaxCrossEntropy", "softmax", "log_softmax",
+]

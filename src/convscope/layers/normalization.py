@@ -1,0 +1,159 @@
+"""Batch normalisation (Ioffe & Szegedy 2015) and AlexNet's local response normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Module, check_positive
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LocalResponseNorm"]
+
+
+class _BatchNorm(Module):
+    """Normalise each feature over the batch (and space), then scale by ``weight`` and shift
+    by ``bias``. Training uses batch statistics and updates the running ones
+    (running = (1 - momentum) * running + momentum * batch, the variance unbiased, as in
+    PyTorch); evaluation uses the running statistics.
+    """
+
+    ndim = 0            # input rank the subclass accepts
+    axes: tuple = ()    # axes reduced over
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
+                 dtype=np.float32) -> None:
+        super().__init__()
+        kind = type(self).__name__
+        if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool):
+            raise TypeError(f"{kind}: num_features must be an int, got {num_features!r}")
+        check_positive(num_features, f"{kind}: num_features")
+        if not eps > 0:
+            raise ValueError(f"{kind}: eps must be positive, got {eps!r}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{kind}: momentum must be in [0, 1], got {momentum!r}")
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self.params["weight"] = np.ones(num_features, dtype=dtype)
+        self.params["bias"] = np.zeros(num_features, dtype=dtype)
+        self.buffers["running_mean"] = np.zeros(num_features, dtype=dtype)
+        self.buffers["running_var"] = np.ones(num_features, dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != self.ndim - 1 or input_shape[0] != self.num_features:
+            want = "(C,)" if self.ndim == 2 else "(C, H, W)"
+            raise ValueError(f"{type(self).__name__} expects inputs of shape {want} with "
+                             f"C={self.num_features}, got {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def _bcast(self, v: np.ndarray) -> np.ndarray:
+        return v.reshape((1, -1) + (1,) * (self.ndim - 2))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C) or (N, C, H, W) -> same shape."""
+        if x.ndim != self.ndim:
+            raise ValueError(f"{type(self).__name__} expects a {self.ndim}-D input, got shape {x.shape}")
+        self.output_shape(x.shape[1:])
+        if self.training:
+            m = x.size // self.num_features
+            if m < 2:
+                raise ValueError(f"{type(self).__name__} in training mode needs more than one value "
+                                 f"per channel, got input shape {x.shape}")
+            mean = x.mean(axis=self.axes)
+            var = x.var(axis=self.axes)
+            mom = self.momentum
+            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+            self.buffers["running_mean"] = ((1 - mom) * rm + mom * mean).astype(rm.dtype)
+            self.buffers["running_var"] = ((1 - mom) * rv + mom * var * (m / (m - 1))).astype(rv.dtype)
+        else:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
+        xhat = (x - self._bcast(mean.astype(x.dtype))) * self._bcast(inv_std)
+        self._cache = (xhat, inv_std, self.training)
+        return xhat * self._bcast(self.params["weight"]) + self._bcast(self.params["bias"])
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """dgamma = sum dy * xhat, dbeta = sum dy. In training (statistics depend on x):
+        dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)); in evaluation the
+        statistics are constants and dx = gamma * inv_std * dy.
+        """
+        xhat, inv_std, training = self._cache
+        gamma = self.params["weight"]
+        dbeta = dy.sum(axis=self.axes)
+        dgamma = (dy * xhat).sum(axis=self.axes)
+        self.grads["weight"] = dgamma.astype(gamma.dtype, copy=False)
+        self.grads["bias"] = dbeta.astype(gamma.dtype, copy=False)
+        if not self.need_input_grad:
+            return None
+        scale = self._bcast((gamma * inv_std).astype(dy.dtype))
+        if not training:
+            return dy * scale
+        m = dy.size // self.num_features
+        return scale * (dy - self._bcast(dbeta / m) - xhat * self._bcast(dgamma / m))
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) features."""
+
+    ndim, axes = 2, (0,)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W) maps: one mean and variance per channel over N, H, W."""
+
+    ndim, axes = 4, (0, 2, 3)
+
+
+class LocalResponseNorm(Module):
+    """AlexNet's normalisation across nearby channels, with PyTorch's definition:
+
+    b_c = a_c / (k + alpha / n * sum_{c' = c - n//2}^{c + (n-1)//2} a_{c'}^2) ^ beta
+
+    (channels outside [0, C) count as zero). x: (N, C, H, W) -> same shape.
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool):
+            raise TypeError(f"LocalResponseNorm: size must be an int, got {size!r}")
+        check_positive(size, "LocalResponseNorm: size")
+        self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"LocalResponseNorm expects (C, H, W) inputs, got {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def _window_sum(self, v: np.ndarray, before: int, after: int) -> np.ndarray:
+        """out[:, c] = sum of v[:, c - before : c + after + 1] over channels, zero outside."""
+        c = v.shape[1]
+        out = v.copy()
+        for d in range(1, before + 1):
+            out[:, d:] += v[:, :c - d]
+        for d in range(1, after + 1):
+            out[:, :c - d] += v[:, d:]
+        return out
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 4:
+            raise ValueError(f"LocalResponseNorm expects a 4-D (N, C, H, W) input, got shape {x.shape}")
+        n = self.size
+        s = self.k + (self.alpha / n) * self._window_sum(x * x, n // 2, (n - 1) // 2)
+        s = s.astype(x.dtype, copy=False)
+        y = x * s ** -self.beta
+        self._cache = (x, s, y)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """db_c/da_j = s_c^-beta [c = j] - 2 alpha beta / n * a_c a_j s_c^(-beta-1) [j in window(c)].
+
+        Summing over c: dx_j = dy_j s_j^-beta - (2 alpha beta / n) a_j sum_{c : j in window(c)}
+        dy_c b_c / s_c, where the channels c whose window holds j are j - (n-1)//2 .. j + n//2.
+        """
+        x, s, y = self._cache
+        n = self.size
+        t = self._window_sum(dy * y / s, (n - 1) // 2, n // 2)
+        return dy * s ** -self.beta - (2 * self.alpha * self.beta / n) * x * t

@@ -1,0 +1,99 @@
+"""GoogLeNet / Inception v1 (Szegedy et al. 2014, notes §2.4), torchvision's layout.
+
+A stem (7x7/2 conv, pool, 1x1 and 3x3 convs, pool), nine Inception modules with 1x1
+reductions (3a, 3b, pool, 4a-4e, pool, 5a, 5b), global average pooling, dropout and one
+FC layer: no large fully connected layers, 6,624,904 parameters at 3x224x224 with 1000
+classes. As in torchvision every convolution is "BasicConv2d": conv without bias, batch
+norm (eps 0.001), ReLU; and the "5x5" branch uses a 3x3 kernel (``branch3_kernel=5``
+gives the paper's 5x5 instead, and more parameters).
+
+Two differences from torchvision, both shape-preserving at 224: its 3x3/2 max-pools use
+``ceil_mode``, which convscope's MaxPool2d lacks, so here they have padding 1 instead (the
+same output size for even inputs: 112 -> 56 -> 28 -> 14; windows start one pixel earlier),
+and its 2x2/2 pool before 5a rounds down (the same at 14 -> 7). The auxiliary classifiers
+(training-only extra losses after 4a and 4d) are not built: the layer contract has one
+output, so ``aux_logits=True`` is refused.
+
+Small variant (max(H, W) <= 64): a 3x3/1 stem conv to 48 channels, a 3x3/2 pool, Inception
+3a and 3b, a pool, Inception 4a and 4b, all with torchvision's widths divided by 4 (outputs
+64, 120, 128, 128 channels), global average pooling, dropout and FC; 28 -> 14 -> 7 pixels.
+
+Layers: ``conv1, conv1_bn, conv1_relu, maxpool1, conv2, ..., inception3a.branch2.reduce,
+..., avgpool, dropout, fc``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers import Dropout, GlobalAvgPool2d, Inception, Linear, MaxPool2d, Sequential, conv_bn_relu
+from ._small import check_dropout, use_small_variant
+from .registry import register
+
+__all__ = ["googlenet", "INCEPTION_V1"]
+
+BN_EPS = 1e-3     # torchvision's BasicConv2d
+
+# Inception modules of the paper's Table 1: (name, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5,
+# pool_proj); "pool" marks a 3x3/2 max-pool, "pool2" the final 2x2/2 one.
+INCEPTION_V1 = (
+    ("inception3a", 64, 96, 128, 16, 32, 32), ("inception3b", 128, 128, 192, 32, 96, 64),
+    ("maxpool3", "pool"),
+    ("inception4a", 192, 96, 208, 16, 48, 64), ("inception4b", 160, 112, 224, 24, 64, 64),
+    ("inception4c", 128, 128, 256, 24, 64, 64), ("inception4d", 112, 144, 288, 32, 64, 64),
+    ("inception4e", 256, 160, 320, 32, 128, 128),
+    ("maxpool4", "pool2"),
+    ("inception5a", 256, 160, 320, 32, 128, 128), ("inception5b", 384, 192, 384, 48, 128, 128),
+)
+# The small variant: 3a, 3b, pool, 4a, 4b with a quarter of the widths (rounded).
+_SMALL_MODULES = (
+    ("inception3a", 16, 24, 32, 4, 8, 8), ("inception3b", 32, 32, 48, 8, 24, 16),
+    ("maxpool3", "pool"),
+    ("inception4a", 48, 24, 52, 4, 12, 16), ("inception4b", 40, 28, 56, 6, 16, 16),
+)
+
+
+def _stem(in_channels: int, small: bool, rng) -> tuple[list, int]:
+    """The layers before the first Inception module and the channels they output."""
+    kw = dict(bn_eps=BN_EPS, rng=rng)
+    if small:
+        return conv_bn_relu("conv1", in_channels, 48, 3, padding=1, **kw) + [
+            ("maxpool1", MaxPool2d(3, stride=2, padding=1))], 48
+    return (conv_bn_relu("conv1", in_channels, 64, 7, stride=2, padding=3, **kw)
+            + [("maxpool1", MaxPool2d(3, stride=2, padding=1))]
+            + conv_bn_relu("conv2", 64, 64, 1, **kw)
+            + conv_bn_relu("conv3", 64, 192, 3, padding=1, **kw)
+            + [("maxpool2", MaxPool2d(3, stride=2, padding=1))]), 192
+
+
+@register("googlenet", "GoogLeNet (Inception v1), torchvision layout with batch norm, global average "
+                       "pooling, one FC (6,624,904 parameters at 3x224x224/1000); small inputs: "
+                       "3x3 stem and Inception 3a, 3b, 4a, 4b at a quarter width")
+def googlenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28),
+              rng: np.random.Generator | None = None, *, small: bool | None = None,
+              dropout: float = 0.2, branch3_kernel: int = 3, aux_logits: bool = False) -> Sequential:
+    """GoogLeNet, or its small variant when max(H, W) <= 64 (see the module docstring).
+
+    Options: ``small`` (None: by input size; True/False: force), ``dropout`` (p before the
+    FC layer; torchvision's 0.2, the paper's 0.4), ``branch3_kernel`` (3 as torchvision, or
+    the paper's 5), ``aux_logits`` (must be False: auxiliary classifiers are not built).
+    """
+    if aux_logits:
+        raise ValueError("googlenet: aux_logits=True is not supported; the auxiliary classifiers "
+                         "need a second output, which the one-output layer contract lacks")
+    p = check_dropout("googlenet", dropout)
+    is_small = use_small_variant("googlenet", input_size, small)
+    layers, c = _stem(in_channels, is_small, rng)
+    for name, *widths in _SMALL_MODULES if is_small else INCEPTION_V1:
+        if widths == ["pool"]:
+            layers.append((name, MaxPool2d(3, stride=2, padding=1)))
+        elif widths == ["pool2"]:
+            layers.append((name, MaxPool2d(2)))
+        else:
+            block = Inception(c, *widths, batch_norm=True, bn_eps=BN_EPS,
+                              branch3_kernel=branch3_kernel, rng=rng)
+            layers.append((name, block))
+            c = block.out_channels
+    layers += [("avgpool", GlobalAvgPool2d()), ("dropout", Dropout(p, rng=rng)),
+               ("fc", Linear(c, num_classes, rng=rng))]
+    return Sequential(*layers)

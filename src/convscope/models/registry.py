@@ -1,0 +1,70 @@
+"""Model registry: builders by name, so ``convscope train --model NAME`` finds them.
+
+A builder is ``fn(num_classes=10, in_channels=1, input_size=(H, W), rng=None) -> Module``.
+It looks at the input size to pick the full-size network or its documented small-input
+variant. :func:`build_model` validates the arguments and records the config on the model
+(``model.config``), so a checkpoint can rebuild the same architecture from its file alone.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..layers import Module
+
+__all__ = ["register", "build_model", "available_models", "model_description"]
+
+_REGISTRY: dict[str, tuple[Callable[..., Module], str]] = {}
+
+
+def register(name: str, description: str):
+    """Decorator adding a builder to the registry under ``name``."""
+    def wrap(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = (fn, description)
+        return fn
+    return wrap
+
+
+def available_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def model_description(name: str) -> str:
+    return _REGISTRY[name][1]
+
+
+def build_model(name: str, num_classes: int = 10, in_channels: int = 1, input_size=(28, 28),
+                rng: np.random.Generator | None = None, **options) -> Module:
+    """Build model ``name`` for (in_channels, *input_size) inputs and ``num_classes`` classes.
+
+    Raises ValueError for an unknown name (listing the known ones) or for an input the
+    architecture cannot take (naming the shape).
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(available_models())}")
+    for what, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{what} must be a positive int, got {value!r}")
+    if isinstance(input_size, (int, np.integer)):
+        input_size = (int(input_size), int(input_size))
+    input_size = tuple(int(s) for s in input_size)
+    if len(input_size) != 2 or min(input_size) < 1:
+        raise ValueError(f"input_size must be (H, W) with positive sizes, got {input_size!r}")
+    builder, _ = _REGISTRY[name]
+    model = builder(num_classes=int(num_classes), in_channels=int(in_channels),
+                    input_size=input_size, rng=rng, **options)
+    shape = (int(in_channels),) + input_size
+    try:
+        out = model.output_shape(shape)
+    except ValueError as err:
+        raise ValueError(f"model {name!r} cannot take inputs of shape {shape}: {err}") from None
+    if out != (num_classes,):
+        raise ValueError(f"model {name!r} gives outputs of shape {out} for inputs {shape}, "
+                         f"expected ({num_classes},)")
+    model.config = {"name": name, "num_classes": int(num_classes), "in_channels": int(in_channels),
+                    "input_size": list(input_size), "options": dict(options)}
+    return model

@@ -1,0 +1,174 @@
+"""ResNets (He et al. 2016, notes §2.5): the ImageNet family and the CIFAR family.
+
+``resnet18/34/50/101/152`` follow torchvision: a 7x7/2 conv (no bias) + BN + ReLU and a
+3x3/2 max-pool, four stages of basic (18, 34) or bottleneck (50, 101, 152) blocks with
+widths 64-128-256-512 (bottleneck outputs 4x that) and strides 1-2-2-2, global average
+pooling and one FC layer. A projection shortcut (1x1 conv with the stride + BN) is used
+where a block changes the shape, identity elsewhere; the bottleneck puts its stride on the
+3x3 conv ("v1.5"). At 3x224x224 with 1000 classes: 11,689,512 / 21,797,672 / 25,557,032 /
+44,549,160 / 60,192,808 parameters.
+
+Their small variant (max(H, W) <= 64) has a CIFAR-style stem, a 3x3/1 conv and no
+max-pool, and base width 16 instead of 64 (stages 16-32-64-128), which keeps the depth and
+block design while an MNIST epoch stays affordable on a CPU; 28 -> 28 -> 14 -> 7 -> 4 pixels.
+
+``resnet20/32/44/56/110`` are §4.2's CIFAR networks, 6n + 2 layers: a 3x3 conv to 16
+channels, three stages of n basic blocks with 16-32-64 channels and strides 1-2-2, global
+average pooling and FC. They take 28x28 and 32x32 inputs as they are (one layout for every
+size). Shortcuts default to the paper's option A, a parameter-free :class:`ZeroPadShortcut`
+(subsample, pad channels with zeros; its backward is exact), which gives the paper's 0.27M
+parameters for resnet20 (269,722 with 10 classes); ``shortcut="projection"`` gives option B.
+
+Options: ``small`` (None: by input size; True/False: force; ImageNet family only), ``width``
+(base width of the first stage), ``shortcut`` ("projection" or "zero_pad").
+Layers: ``conv1, bn1, relu1, [maxpool,] layer1.0.conv1, layer1.0.bn1, ..., layer1.0.shortcut,
+layer1.0.relu2, ..., avgpool, fc``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers import (BasicBlock, BatchNorm2d, Bottleneck, Conv2d, GlobalAvgPool2d, Linear,
+                      MaxPool2d, ReLU, Sequential)
+from ._small import check_width, use_small_variant
+from .registry import register
+
+__all__ = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+           "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "make_resnet"]
+
+# Blocks per stage (He et al. Table 1).
+IMAGENET_DEPTHS = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)),
+                   50: (Bottleneck, (3, 4, 6, 3)), 101: (Bottleneck, (3, 4, 23, 3)),
+                   152: (Bottleneck, (3, 8, 36, 3))}
+CIFAR_DEPTHS = (20, 32, 44, 56, 110)     # 6n + 2 with n = 3, 5, 7, 9, 18
+
+
+def make_resnet(block, blocks_per_stage, widths, num_classes: int, in_channels: int, *,
+                stem: str = "imagenet", shortcut: str = "projection", rng=None) -> Sequential:
+    """Stem, one stage per entry of ``blocks_per_stage`` (stride 1 for the first stage, 2
+    after), global average pooling, FC.
+
+    block: :class:`BasicBlock` or :class:`Bottleneck`; widths: each stage's width (a
+    bottleneck's output is 4x its width). stem: "imagenet" (7x7/2 conv + 3x3/2 max-pool) or
+    "cifar" (3x3/1 conv). The stem conv has ``widths[0]`` filters.
+    """
+    if stem == "imagenet":
+        layers = [("conv1", Conv2d(in_channels, widths[0], 7, 2, 3, bias=False, rng=rng))]
+    elif stem == "cifar":
+        layers = [("conv1", Conv2d(in_channels, widths[0], 3, 1, 1, bias=False, rng=rng))]
+    else:
+        raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+    layers += [("bn1", BatchNorm2d(widths[0])), ("relu1", ReLU())]
+    if stem == "imagenet":
+        layers.append(("maxpool", MaxPool2d(3, stride=2, padding=1)))
+    c = widths[0]
+    for s, (n_blocks, width) in enumerate(zip(blocks_per_stage, widths)):
+        stage = []
+        for b in range(n_blocks):
+            stride = 2 if s > 0 and b == 0 else 1
+            unit = block(c, width, stride, shortcut=shortcut, rng=rng)
+            stage.append((str(b), unit))
+            c = unit.out_channels
+        layers.append((f"layer{s + 1}", Sequential(*stage)))
+    layers += [("avgpool", GlobalAvgPool2d()), ("fc", Linear(c, num_classes, rng=rng))]
+    return Sequential(*layers)
+
+
+def _imagenet(depth, num_classes, in_channels, input_size, rng, small, width, shortcut):
+    name = f"resnet{depth}"
+    is_small = use_small_variant(name, input_size, small)
+    base = check_width(name, width if width is not None else (16 if is_small else 64))
+    block, depths = IMAGENET_DEPTHS[depth]
+    widths = tuple(base * 2 ** i for i in range(4))
+    return make_resnet(block, depths, widths, num_classes, in_channels,
+                       stem="cifar" if is_small else "imagenet", shortcut=shortcut, rng=rng)
+
+
+def _cifar(depth, num_classes, in_channels, rng, width, shortcut):
+    name = f"resnet{depth}"
+    base = check_width(name, width if width is not None else 16)
+    n = (depth - 2) // 6
+    return make_resnet(BasicBlock, (n, n, n), (base, 2 * base, 4 * base), num_classes, in_channels,
+                       stem="cifar", shortcut=shortcut, rng=rng)
+
+
+def _desc(depth: int, count: str) -> str:
+    kind = "basic" if depth < 50 else "bottleneck"
+    return (f"ResNet-{depth}, torchvision layout, {kind} blocks ({count} parameters at "
+            f"3x224x224/1000); small inputs: 3x3 stem, no max-pool, widths 16-32-64-128")
+
+
+def _cifar_desc(depth: int) -> str:
+    return (f"ResNet-{depth}, He et al. §4.2 CIFAR network ({(depth - 2) // 6} basic blocks per "
+            f"stage, 16-32-64), zero-padding shortcuts (option A)")
+
+
+@register("resnet18", _desc(18, "11,689,512"))
+def resnet18(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
+             width=None, shortcut="projection"):
+    """ResNet-18 (basic blocks 2-2-2-2); variants and options in the module docstring."""
+    return _imagenet(18, num_classes, in_channels, input_size, rng, small, width, shortcut)
+
+
+@register("resnet34", _desc(34, "21,797,672"))
+def resnet34(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
+             width=None, shortcut="projection"):
+    """ResNet-34 (basic blocks 3-4-6-3); variants and options in the module docstring."""
+    return _imagenet(34, num_classes, in_channels, input_size, rng, small, width, shortcut)
+
+
+@register("resnet50", _desc(50, "25,557,032"))
+def resnet50(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
+             width=None, shortcut="projection"):
+    """ResNet-50 (bottlenecks 3-4-6-3); variants and options in the module docstring."""
+    return _imagenet(50, num_classes, in_channels, input_size, rng, small, width, shortcut)
+
+
+@register("resnet101", _desc(101, "44,549,160"))
+def resnet101(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
+              width=None, shortcut="projection"):
+    """ResNet-101 (bottlenecks 3-4-23-3); variants and options in the module docstring."""
+    return _imagenet(101, num_classes, in_channels, input_size, rng, small, width, shortcut)
+
+
+@register("resnet152", _desc(152, "60,192,808"))
+def resnet152(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
+              width=None, shortcut="projection"):
+    """ResNet-152 (bottlenecks 3-8-36-3); variants and options in the module docstring."""
+    return _imagenet(152, num_classes, in_channels, input_size, rng, small, width, shortcut)
+
+
+@register("resnet20", _cifar_desc(20) + " (269,722 parameters with 10 classes)")
+def resnet20(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
+             shortcut="zero_pad"):
+    """ResNet-20 (n = 3), He et al. §4.2; options in the module docstring."""
+    return _cifar(20, num_classes, in_channels, rng, width, shortcut)
+
+
+@register("resnet32", _cifar_desc(32))
+def resnet32(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
+             shortcut="zero_pad"):
+    """ResNet-32 (n = 5), He et al. §4.2; options in the module docstring."""
+    return _cifar(32, num_classes, in_channels, rng, width, shortcut)
+
+
+@register("resnet44", _cifar_desc(44))
+def resnet44(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
+             shortcut="zero_pad"):
+    """ResNet-44 (n = 7), He et al. §4.2; options in the module docstring."""
+    return _cifar(44, num_classes, in_channels, rng, width, shortcut)
+
+
+@register("resnet56", _cifar_desc(56))
+def resnet56(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
+             shortcut="zero_pad"):
+    """ResNet-56 (n = 9), He et al. §4.2; options in the module docstring."""
+    return _cifar(56, num_classes, in_channels, rng, width, shortcut)
+
+
+@register("resnet110", _cifar_desc(110))
+def resnet110(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
+              shortcut="zero_pad"):
+    """ResNet-110 (n = 18), He et al. §4.2; options in the module docstring."""
+    return _cifar(110, num_classes, in_channels, rng, width, shortcut)

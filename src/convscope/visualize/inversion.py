@@ -1,0 +1,128 @@
+"""Code inversion (notes §3): given a representation, find an image that has it.
+
+Mahendran & Vedaldi, "Understanding Deep Image Representations by Inverting Them" (CVPR
+2015): for the code phi0 = phi(x) of an image at some layer, start from random noise and
+descend::
+
+    E(z) = ||phi(z) - phi0||^2 / ||phi0||^2  +  tv TV(z)  +  l2 ||z||^2
+
+with z clipped to the valid pixel range. The first term is their normalised loss (eq. 2);
+TV^2 and the L2 decay stand in for their TV^beta and alpha-norm priors (:mod:`.regularizers`).
+What survives in the reconstruction is what the layer keeps of the image; what differs
+between runs from different noise is what it throws away (a late layer keeps the class and
+the rough shape, not the exact strokes).
+
+d E / d z comes from the model's backward seeded at the layer with d E / d phi =
+2 (phi(z) - phi0) / ||phi0||^2 (:func:`~convscope.visualize.probe.input_gradient`), so any
+named layer of any model can be inverted. Steps are Adam's, per pixel and per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..layers import Module
+from .probe import evaluation_mode, find_layer, input_gradient, layer_output
+from .regularizers import Adam, check_count, check_real, pixel_bounds, total_variation
+
+__all__ = ["InversionResult", "invert"]
+
+
+@dataclass
+class InversionResult:
+    """``images`` (N, C, H, W): the reconstructions, in model space. ``relative_error`` (N,):
+    ||phi(z) - phi(x)|| / ||phi(x)|| for the final images. ``history`` (steps, N): the same
+    error at each step, before that step's update (row 0 is the noise start). ``settings``:
+    the arguments and pixel bounds used."""
+
+    images: np.ndarray
+    relative_error: np.ndarray
+    history: np.ndarray
+    settings: dict
+
+
+def _axes(a: np.ndarray) -> tuple[int, ...]:
+    return tuple(range(1, a.ndim))
+
+
+def _bounds(normalizer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C, 1, 1) pixel bounds: from the normalizer, else the per-channel range of x itself."""
+    if normalizer is not None:
+        return pixel_bounds(normalizer, x.shape[1], x.dtype)
+    return x.min(axis=(0, 2, 3))[:, None, None], x.max(axis=(0, 2, 3))[:, None, None]
+
+
+def _invert_batch(model: Module, x: np.ndarray, z: np.ndarray, layer: str, settings: dict,
+                  low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Descend E from the start images z (n, C, H, W) in place; returns (final error (n,),
+    history (steps, n))."""
+    target = layer_output(model, x, layer)                    # phi0, (n, ...)
+    norm2 = np.sum(target.astype(np.float64) ** 2, axis=_axes(target))
+    if np.any(norm2 == 0):
+        raise ValueError(f"the representation at layer {layer!r} is all zero for image(s) "
+                         f"{np.flatnonzero(norm2 == 0).tolist()} of the batch: nothing to invert")
+    scale = (2 / norm2).astype(target.dtype).reshape(-1, *[1] * (target.ndim - 1))
+    history = np.empty((settings["steps"], x.shape[0]))
+    adam = Adam(z.shape, settings["lr"], dtype=z.dtype)
+
+    def error(out: np.ndarray) -> np.ndarray:
+        diff = (out - target).astype(np.float64)
+        return np.sqrt(np.sum(diff * diff, axis=_axes(diff)) / norm2)
+
+    for t in range(settings["steps"]):
+        def seed(out: np.ndarray) -> np.ndarray:              # d E / d phi
+            history[t] = error(out)
+            return scale * (out - target)
+
+        grad, _ = input_gradient(model, z, layer, seed)
+        if settings["tv"]:
+            grad += settings["tv"] * total_variation(z)[1]
+        if settings["l2"]:
+            grad += 2 * settings["l2"] * z
+        adam.step(z, grad)
+        np.clip(z, low, high, out=z)
+    return error(layer_output(model, z, layer)), history
+
+
+def invert(model: Module, x: np.ndarray, layer: str, steps: int = 200, lr: float = 0.05,
+           tv: float = 0.002, l2: float = 1e-3, seed: int = 0, normalizer=None,
+           init_scale: float = 0.1, batch_size: int = 64) -> InversionResult:
+    """Reconstruct images x (N, C, H, W, model space) from their representation at ``layer``.
+
+    Starts each image from model-space zero plus ``init_scale`` times Gaussian noise (drawn
+    for the whole batch from ``np.random.default_rng(seed)``, so results do not depend on
+    ``batch_size``) and takes ``steps`` Adam steps of size ``lr`` down E (module docstring),
+    with weights ``tv`` (TV^2) and ``l2``, in evaluation mode. Each step is clipped to the
+    pixel range: [(0 - mean) / std, (1 - mean) / std] per channel from ``normalizer`` (a
+    convscope Normalizer), or without one the per-channel range of x. ``layer`` is a dotted
+    name ("" the logits). Images go through in batches of ``batch_size``; each image's
+    descent is independent of the others'.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a convscope Module, got {type(model).__name__}")
+    x = np.asarray(x)
+    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating) or x.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty floating batch (N, C, H, W) in model space, "
+                         f"got {x.dtype} array of shape {x.shape}")
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a dotted layer name (str; \"\" for the logits), got {layer!r}")
+    find_layer(model, layer)                                  # ValueError listing the known names
+    settings = dict(layer=layer, steps=check_count("steps", steps), lr=check_real("lr", lr, strict=True),
+                    tv=check_real("tv", tv), l2=check_real("l2", l2), seed=check_count("seed", seed, minimum=0),
+                    init_scale=check_real("init_scale", init_scale),
+                    batch_size=check_count("batch_size", batch_size))
+    low, high = _bounds(normalizer, x)
+    settings.update(pixel_low=low.ravel().tolist(), pixel_high=high.ravel().tolist())
+    rng = np.random.default_rng(settings["seed"])
+    images = (settings["init_scale"] * rng.standard_normal(x.shape)).astype(x.dtype)
+    np.clip(images, low, high, out=images)
+    n = x.shape[0]
+    relative_error, history = np.empty(n), np.empty((settings["steps"], n))
+    with evaluation_mode(model):
+        for start in range(0, n, settings["batch_size"]):
+            part = slice(start, min(start + settings["batch_size"], n))
+            z = images[part]                                  # a view: updated in place
+            relative_error[part], history[:, part] = _invert_batch(model, x[part], z, layer, settings, low, high)
+    return InversionResult(images, relative_error, history, settings)

@@ -1,0 +1,90 @@
+"""One self-contained HTML page for a checkpoint: training curves, confusion matrix and every
+§3 technique, with the images embedded as base64 PNGs so the file opens offline."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from . import render
+from .techniques import TECHNIQUES, Context, Output, jsonable
+
+__all__ = ["write_report", "report_html"]
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+img{max-width:100%;margin:.4em 0}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.8em}
+.caption{color:#555}.error{color:#a00}nav a{margin-right:1em}"""
+
+
+def _img(fig, alt: str) -> str:
+    data = base64.b64encode(render.png_bytes(fig)).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _training_section(ctx: Context, metrics: dict | None) -> Output:
+    from ..training import evaluate
+    figures, numbers = {}, {}
+    history = (metrics or {}).get("history") or []
+    if history:
+        epochs = [h["epoch"] for h in history]
+        figures["loss"] = render.line_chart({"train loss": (epochs, [h["train_loss"] for h in history])},
+                                            "training loss", "epoch", "loss")
+        figures["accuracy"] = render.line_chart(
+            {"train": (epochs, [h["train_accuracy"] for h in history]),
+             "test": (epochs, [h["test_accuracy"] for h in history])}, "accuracy", "epoch", "accuracy")
+        numbers["history"] = history
+    result = evaluate(ctx.model, ctx.data.test_images, ctx.data.test_labels, ctx.normalizer, len(ctx.class_names))
+    numbers["test_accuracy"] = result["test_accuracy"]
+    figures["confusion"] = render.matrix_plot(result["confusion_matrix"], ctx.class_names, ctx.class_names,
+                                              f"confusion matrix (test accuracy {result['test_accuracy']:.4f})",
+                                              "predicted", "true")
+    return Output(figures, numbers, "Training curves and the confusion matrix on the test split.")
+
+
+def report_html(title: str, sections: list[tuple[str, Output | str]]) -> str:
+    """The page: one section per (name, Output) — or (name, error message) for a failed one."""
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{_STYLE}</style></head><body><h1>convscope report: {html.escape(title)}</h1><nav>"]
+    parts += [f'<a href="#{name}">{name}</a>' for name, _ in sections]
+    parts.append("</nav>")
+    for name, out in sections:
+        parts.append(f'<h2 id="{name}">{html.escape(name)}</h2>')
+        if isinstance(out, str):
+            parts.append(f'<p class="error">{html.escape(out)}</p>')
+            continue
+        parts.append(f'<p class="caption">{html.escape(out.caption)}</p>')
+        parts += [_img(fig, f"{name}: {stem}") for stem, fig in out.figures.items()]
+        text = json.dumps(jsonable(out.numbers), indent=1)
+        if len(text) > 4000:
+            text = text[:4000] + "\n..."
+        parts.append(f"<details><summary>numbers</summary><pre>{html.escape(text)}</pre></details>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(ctx: Context, out_dir, metrics: dict | None = None, title: str = "model") -> Path:
+    """Run every technique on ``ctx`` and write ``out_dir/report.html``; returns its path.
+
+    A technique that cannot run on this model (e.g. no fully-connected layer for the
+    neighbours' default feature space) gets its error message in its section.
+    """
+    from ..progress import Progress
+    from ..training.checkpoint import atomic_write_text
+    sections: list[tuple[str, Output | str]] = []
+    bar = Progress(len(TECHNIQUES) + 1, "report", unit="section", enabled=ctx.progress)
+    quiet = Context(**{**ctx.__dict__, "progress": False})
+    sections.append(("training", _training_section(ctx, metrics)))
+    bar.update(1)
+    for name, technique in TECHNIQUES.items():
+        try:
+            sections.append((name, technique(quiet)))
+        except ValueError as err:
+            sections.append((name, f"{name} could not run on this model: {err}"))
+        bar.update(1)
+    bar.close()
+    path = Path(out_dir) / "report.html"
+    atomic_write_text(path, report_html(title, sections))
+    return path
