@@ -15,7 +15,7 @@ from ondisk import write_cifar_dir
 pytest.importorskip("matplotlib")
 
 TECHNIQUES = ["filters", "activations", "neighbors", "deconv", "actmax", "saliency", "inversion", "dissect"]
-FAST = ["--images", "0,1", "--sample", "200", "--quiet"]
+FAST = ["--images", "0,1", "--sample", "200", "--steps", "8", "--quiet"]
 
 
 def _train(tmp_path_factory, name, data, model, *extra):

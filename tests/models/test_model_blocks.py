@@ -119,3 +119,21 @@ def test_zero_pad_shortcut_by_hand():
 def test_bad_arguments_name_the_value(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("name", ["basic_projection", "basic_zero_pad", "bottleneck_identity",
+                                  "inception_bn_3x3", "inception_naive"])
+def test_float32_stays_float32_and_input_grad_can_be_skipped(name, rng):
+    make, shape = BLOCKS[name]
+    block = make(rng)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = block.forward(x)
+    dx = block.backward(np.ones_like(y))
+    assert y.dtype == dx.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in block.named_grads().values())
+    want = {k: g.copy() for k, g in block.named_grads().items()}
+    block.set_input_grad(False)
+    block.forward(x)
+    assert block.backward(np.ones_like(y)) is None
+    for k, g in block.named_grads().items():
+        np.testing.assert_allclose(g, want[k], rtol=1e-5, atol=1e-6, err_msg=k)

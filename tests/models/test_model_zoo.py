@@ -160,7 +160,8 @@ def test_small_variant_output_shapes(name, in_channels, size):
 def test_small_is_chosen_by_size_and_can_be_forced():
     def stem(size, **kw):
         with shapes_only():
-            return build_model("resnet18", in_channels=3, input_size=(size, size), **kw).get_module("conv1")
+            model = build_model("resnet18", in_channels=3, input_size=(size, size), **kw)
+        return model.get_module("conv1")
     assert stem(64).kernel_size == (3, 3) and stem(65).kernel_size == (7, 7)
     assert stem(96, small=True).kernel_size == (3, 3)
     assert stem(64, small=False).kernel_size == (7, 7)
@@ -178,6 +179,9 @@ def test_small_variant_designs():
     assert build("resnet50").get_module("fc").in_features == 16 * 8 * 4
     assert build("resnet18", width=32).get_module("fc").in_features == 256
     assert isinstance(build("resnet20").get_module("layer2.0.shortcut"), ZeroPadShortcut)
+    assert build("resnet18").get_module("layer1").output_shape((16, 14, 14)) == (16, 14, 14)
+    assert "maxpool" in dict(build("resnet18").children())            # 28 -> 14 before layer1
+    assert "maxpool" not in dict(build("resnet20").children())         # CIFAR: layer1 at 28
     assert isinstance(build("resnet34").get_module("layer1.0"), BasicBlock)
     assert isinstance(build("resnet101").get_module("layer3.22"), Bottleneck)
     assert isinstance(build("googlenet").get_module("fc"), Linear)

@@ -132,7 +132,7 @@ def test_dissect_on_a_residual_model():
     ({"concept_names": ["a", "b"]}, ValueError, "without concepts"),
     ({"quantile": 1.0}, ValueError, "quantile"),
     ({"layer": "nothing"}, ValueError, "nothing"),
-    ({"x": np.zeros((20, 1, 28, 28), np.int64)}, ValueError, "int64"),
+    ({"x": np.zeros((20, 1, 28, 28), np.int64)}, TypeError, "int64"),
 ])
 def test_dissect_validates_arguments(trained, kwargs, error, words):
     args = {"x": trained.x_test[:20], "layer": "relu3", **kwargs}

@@ -74,7 +74,7 @@ def test_arguments_are_checked(trained, kwargs, error, words):
 
 
 def test_input_must_be_a_float_batch(trained):
-    with pytest.raises(ValueError, match="int64"):
+    with pytest.raises(TypeError, match="int64"):
         invert(trained.model, np.zeros((1, 1, 28, 28), dtype=np.int64), "fc2")
 
 

@@ -36,6 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random parts (actmax, SmoothGrad, inversion)")
     p.add_argument("--sample", type=positive_int, default=1000, metavar="N",
                    help="test images used for statistics: sparsity, dissection (default 1000)")
+    p.add_argument("--steps", type=positive_int, default=None, metavar="N",
+                   help="optimisation steps of actmax and inversion (default 256 and 200)")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: RUN_DIR/visualize)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -84,7 +86,7 @@ def run(args) -> int:
         raise ValueError(f"--unit must be a non-negative index, got {args.unit}")
     ctx = Context(loaded.model, loaded.normalizer, loaded.data, loaded.class_names,
                   parse_indices(args.images, len(loaded.data.test_images)), args.layer, args.unit,
-                  _target(args.target, loaded.class_names), args.seed, args.sample, not args.quiet)
+                  _target(args.target, loaded.class_names), args.seed, args.sample, args.steps, not args.quiet)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "visualize"
     out.mkdir(parents=True, exist_ok=True)
     if args.technique == "report":

@@ -133,7 +133,8 @@ class ZeroPadShortcut(Module):
         if out_channels < in_channels:
             raise ValueError(f"ZeroPadShortcut: out_channels={out_channels} must be at least "
                              f"in_channels={in_channels} (it only adds channels)")
-        self.in_channels, self.out_channels, self.stride = int(in_channels), int(out_channels), int(stride)
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.stride = int(stride)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
@@ -175,8 +176,8 @@ def _shortcut(kind: str, in_channels: int, out_channels: int, stride: int, rng, 
         return Identity()
     if kind == "zero_pad":
         return ZeroPadShortcut(in_channels, out_channels, stride)
-    return Sequential(("conv", Conv2d(in_channels, out_channels, 1, stride, bias=False, rng=rng, dtype=dtype)),
-                      ("bn", BatchNorm2d(out_channels, dtype=dtype)))
+    conv = Conv2d(in_channels, out_channels, 1, stride, bias=False, rng=rng, dtype=dtype)
+    return Sequential(("conv", conv), ("bn", BatchNorm2d(out_channels, dtype=dtype)))
 
 
 class _Block(Residual):
@@ -211,7 +212,8 @@ class BasicBlock(_Block):
             ("conv2", Conv2d(out_channels, out_channels, 3, 1, 1, bias=False, rng=rng, dtype=dtype)),
             ("bn2", BatchNorm2d(out_channels, dtype=dtype)),
         )
-        super().__init__(body, _shortcut(shortcut, in_channels, out_channels, stride, rng, dtype), "relu2")
+        shortcut_path = _shortcut(shortcut, in_channels, out_channels, stride, rng, dtype)
+        super().__init__(body, shortcut_path, "relu2")
         self.out_channels = out_channels
 
 

@@ -1,6 +1,7 @@
 """Architectures of notes §2, built by name through a registry."""
 
-from . import alexnet, googlenet, lenet, mlp, resnet, vgg  # noqa: F401  (importing registers the builders)
+# Importing the architecture modules registers their builders.
+from . import alexnet, googlenet, lenet, mlp, resnet, vgg  # noqa: F401
 from .alexnet import alexnet_original
 from .alexnet import alexnet as alexnet_model
 from .googlenet import googlenet as googlenet_model

@@ -69,8 +69,8 @@ def _alexnet(name, specs, fc, num_classes, in_channels, input_size, rng, dropout
     p = check_dropout(name, dropout)
     layers, c = [], in_channels
     for i, s in enumerate(specs, start=1):
-        layers += [(f"conv{i}", Conv2d(c, s.out, s.kernel, s.stride, s.padding, groups=s.groups, rng=rng)),
-                   (f"relu{i}", ReLU())]
+        conv = Conv2d(c, s.out, s.kernel, s.stride, s.padding, groups=s.groups, rng=rng)
+        layers += [(f"conv{i}", conv), (f"relu{i}", ReLU())]
         if s.lrn:
             layers.append((f"norm{i}", _lrn()))
         if s.pool:

@@ -8,9 +8,11 @@ where a block changes the shape, identity elsewhere; the bottleneck puts its str
 3x3 conv ("v1.5"). At 3x224x224 with 1000 classes: 11,689,512 / 21,797,672 / 25,557,032 /
 44,549,160 / 60,192,808 parameters.
 
-Their small variant (max(H, W) <= 64) has a CIFAR-style stem, a 3x3/1 conv and no
-max-pool, and base width 16 instead of 64 (stages 16-32-64-128), which keeps the depth and
-block design while an MNIST epoch stays affordable on a CPU; 28 -> 28 -> 14 -> 7 -> 4 pixels.
+Their small variant (max(H, W) <= 64) keeps the depth, the blocks and the stem's max-pool
+but has a 3x3/1 stem conv instead of the 7x7/2 one and base width 16 instead of 64 (stages
+16-32-64-128; bottleneck outputs 64-128-256-512): stages see 14, 7, 4, 2 pixels of a 28x28
+input (16, 8, 4, 2 of 32x32), so an MNIST epoch stays affordable on a CPU. (A CIFAR-style
+stem without the pool, ``make_resnet(..., stem="cifar")``, costs 3-4x more per image.)
 
 ``resnet20/32/44/56/110`` are §4.2's CIFAR networks, 6n + 2 layers: a 3x3 conv to 16
 channels, three stages of n basic blocks with 16-32-64 channels and strides 1-2-2, global
@@ -27,8 +29,6 @@ layer1.0.relu2, ..., avgpool, fc``.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..layers import (BasicBlock, BatchNorm2d, Bottleneck, Conv2d, GlobalAvgPool2d, Linear,
                       MaxPool2d, ReLU, Sequential)
 from ._small import check_width, use_small_variant
@@ -42,6 +42,8 @@ IMAGENET_DEPTHS = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)
                    50: (Bottleneck, (3, 4, 6, 3)), 101: (Bottleneck, (3, 4, 23, 3)),
                    152: (Bottleneck, (3, 8, 36, 3))}
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)     # 6n + 2 with n = 3, 5, 7, 9, 18
+# Stems: conv kernel, conv stride, whether a 3x3/2 max-pool follows.
+STEMS = {"imagenet": (7, 2, True), "small": (3, 1, True), "cifar": (3, 1, False)}
 
 
 def make_resnet(block, blocks_per_stage, widths, num_classes: int, in_channels: int, *,
@@ -50,17 +52,16 @@ def make_resnet(block, blocks_per_stage, widths, num_classes: int, in_channels: 
     after), global average pooling, FC.
 
     block: :class:`BasicBlock` or :class:`Bottleneck`; widths: each stage's width (a
-    bottleneck's output is 4x its width). stem: "imagenet" (7x7/2 conv + 3x3/2 max-pool) or
-    "cifar" (3x3/1 conv). The stem conv has ``widths[0]`` filters.
+    bottleneck's output is 4x its width). stem: one of :data:`STEMS`, "imagenet" (7x7/2
+    conv, 3x3/2 max-pool), "small" (3x3/1 conv, 3x3/2 max-pool) or "cifar" (3x3/1 conv).
+    The stem conv has ``widths[0]`` filters.
     """
-    if stem == "imagenet":
-        layers = [("conv1", Conv2d(in_channels, widths[0], 7, 2, 3, bias=False, rng=rng))]
-    elif stem == "cifar":
-        layers = [("conv1", Conv2d(in_channels, widths[0], 3, 1, 1, bias=False, rng=rng))]
-    else:
-        raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
-    layers += [("bn1", BatchNorm2d(widths[0])), ("relu1", ReLU())]
-    if stem == "imagenet":
+    if stem not in STEMS:
+        raise ValueError(f"stem must be one of {tuple(STEMS)}, got {stem!r}")
+    kernel, stride, maxpool = STEMS[stem]
+    layers = [("conv1", Conv2d(in_channels, widths[0], kernel, stride, kernel // 2, bias=False, rng=rng)),
+              ("bn1", BatchNorm2d(widths[0])), ("relu1", ReLU())]
+    if maxpool:
         layers.append(("maxpool", MaxPool2d(3, stride=2, padding=1)))
     c = widths[0]
     for s, (n_blocks, width) in enumerate(zip(blocks_per_stage, widths)):
@@ -82,7 +83,7 @@ def _imagenet(depth, num_classes, in_channels, input_size, rng, small, width, sh
     block, depths = IMAGENET_DEPTHS[depth]
     widths = tuple(base * 2 ** i for i in range(4))
     return make_resnet(block, depths, widths, num_classes, in_channels,
-                       stem="cifar" if is_small else "imagenet", shortcut=shortcut, rng=rng)
+                       stem="small" if is_small else "imagenet", shortcut=shortcut, rng=rng)
 
 
 def _cifar(depth, num_classes, in_channels, rng, width, shortcut):
@@ -96,7 +97,7 @@ def _cifar(depth, num_classes, in_channels, rng, width, shortcut):
 def _desc(depth: int, count: str) -> str:
     kind = "basic" if depth < 50 else "bottleneck"
     return (f"ResNet-{depth}, torchvision layout, {kind} blocks ({count} parameters at "
-            f"3x224x224/1000); small inputs: 3x3 stem, no max-pool, widths 16-32-64-128")
+            f"3x224x224/1000); small inputs: 3x3/1 stem conv, widths 16-32-64-128")
 
 
 def _cifar_desc(depth: int) -> str:

@@ -21,8 +21,6 @@ Layers: ``features.conv1_1, [bn1_1,] relu1_1, ..., pool1, ..., conv5_k, relu5_k,
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..layers import BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from ._small import check_dropout, flat_features, use_small_variant
 from .registry import register

@@ -100,8 +100,8 @@ def activation_maximization(model: Module, layer: str, unit, input_shape, steps:
     Each of ``steps`` steps: draw a shift of up to ``jitter`` px per axis, take the unit's
     gradient at the rolled image and roll it back, add the penalties' gradients (``l2``
     times ||x||^2, ``tv`` times TV^2, notes §3 / Mahendran & Vedaldi), take an Adam step of
-    size ``lr`` up the objective, and clip to the pixel range; every ``blur_every`` steps
-    (0 = never) blur with a Gaussian of ``blur_sigma`` px. The range is [(0 - mean) / std,
+    size ``lr`` up the objective, and clip to the pixel range; before every ``blur_every``-th
+    step (0 = never) blur with a Gaussian of ``blur_sigma`` px. The range is [(0 - mean) / std,
     (1 - mean) / std] per channel from ``normalizer`` (a convscope Normalizer), or [0, 1]
     without one. The start is model-space zero (the data mean) plus ``init_scale`` times
     Gaussian noise. Everything random comes from ``np.random.default_rng(seed)``: the same
@@ -134,26 +134,31 @@ def activation_maximization(model: Module, layer: str, unit, input_shape, steps:
     with evaluation_mode(model):
         x = np.zeros((1, *shape), dtype=np.float32)          # (1, C, H, W)
         out_seed = _unit_seed(layer, layer_output(model, x, layer).shape[1:], unit)
-
-        def measure(out: np.ndarray) -> float:
-            return float(np.sum(out * out_seed, dtype=np.float64))
-
         x += settings["init_scale"] * rng.standard_normal(x.shape, dtype=np.float32)
         np.clip(x, low, high, out=x)
-        adam = Adam(x.shape, settings["lr"])
-        history = np.empty(settings["steps"])
-        for t in range(settings["steps"]):
-            if t and settings["blur_every"] and t % settings["blur_every"] == 0 and settings["blur_sigma"]:
-                x = gaussian_blur(x, settings["blur_sigma"])  # before a step: the last step is never blurred
-            shift = random_shift(rng, settings["jitter"])
-            grad, out = input_gradient(model, roll(x, shift), layer, out_seed)
-            history[t] = measure(out)
-            grad = roll(grad, (-shift[0], -shift[1]))         # d a / d x at the unshifted image
-            if settings["l2"]:
-                grad -= 2 * settings["l2"] * x
-            if settings["tv"]:
-                grad -= settings["tv"] * total_variation(x)[1]
-            adam.step(x, -grad)                               # ascent
-            np.clip(x, low, high, out=x)
-        final = measure(layer_output(model, x, layer))
+        x, history = _ascend(model, layer, x, out_seed, settings, rng, (low, high))
+        final = float(np.sum(layer_output(model, x, layer) * out_seed, dtype=np.float64))
     return ActMaxResult(image=x[0], activation=final, history=history, settings=settings)
+
+
+def _ascend(model: Module, layer: str, x: np.ndarray, out_seed: np.ndarray, settings: dict,
+            rng: np.random.Generator, bounds) -> tuple[np.ndarray, np.ndarray]:
+    """The regularised ascent from x (1, C, H, W); returns the final image and the history."""
+    low, high = bounds
+    adam = Adam(x.shape, settings["lr"])
+    history = np.empty(settings["steps"])
+    blur_every, sigma = settings["blur_every"], settings["blur_sigma"]
+    for t in range(settings["steps"]):
+        if t and blur_every and sigma and t % blur_every == 0:
+            x = gaussian_blur(x, sigma)                       # before a step: the result is never just blurred
+        shift = random_shift(rng, settings["jitter"])
+        grad, out = input_gradient(model, roll(x, shift), layer, out_seed)
+        history[t] = np.sum(out * out_seed, dtype=np.float64)
+        grad = roll(grad, (-shift[0], -shift[1]))             # d a / d x at the unshifted image
+        if settings["l2"]:
+            grad -= 2 * settings["l2"] * x
+        if settings["tv"]:
+            grad -= settings["tv"] * total_variation(x)[1]
+        adam.step(x, -grad)                                   # ascent
+        np.clip(x, low, high, out=x)
+    return x, history

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..layers import Module
+from .checks import check_images, check_model
 from .probe import evaluation_mode, find_layer, input_gradient, layer_output
 from .regularizers import check_count
 
@@ -50,13 +51,8 @@ class DeconvResult:
 
 
 def _check_inputs(model, x) -> np.ndarray:
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a convscope Module, got {type(model).__name__}")
-    x = np.asarray(x)
-    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating) or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty floating batch (N, C, H, W) in model space, "
-                         f"got {x.dtype} array of shape {x.shape}")
-    return x
+    check_model(model)
+    return check_images(np.asarray(x))
 
 
 def _check_selection(layer: str, out_shape: tuple[int, ...], unit, top: int) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..layers import Module
-from .features import _batches, _check_images, _check_int, _check_layer
+from .features import _batches, check_images, check_int, _check_layer
 
 __all__ = ["DissectResult", "dissect", "selectivity_index"]
 
@@ -180,12 +180,12 @@ def dissect(model: Module, x: np.ndarray, layer: str, labels=None, concepts=None
     the IoU. Only the (N, U) responses are kept, one batch of ``batch_size`` feature maps at
     a time. See the module docstring for the definitions and :class:`DissectResult`.
     """
-    x = _check_images(x)
+    x = check_images(x)
     layer = _check_layer(model, layer)
-    top = _check_int(top, "top")
+    top = check_int(top, "top")
     if top > len(x):
         raise ValueError(f"top must be at most the number of images ({len(x)}), got {top}")
-    batch_size = _check_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     if isinstance(quantile, bool) or not isinstance(quantile, (int, float, np.floating)) \
             or not 0 < quantile < 1:
         raise ValueError(f"quantile must be a number in (0, 1), got {quantile!r}")

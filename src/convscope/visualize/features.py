@@ -24,6 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from ..layers import Conv2d, Module, ReLU
+from .checks import check_images, check_int
 from .probe import (_Stop, evaluation_mode, find_layer, layer_output, layers_of_type,
                     leaf_layer_names, probe)
 
@@ -31,27 +32,6 @@ __all__ = ["FilterGrid", "filter_grid", "feature_maps", "SparsityRow", "sparsity
 
 
 # -- argument checks shared by features, neighbors and dissect --------------------------
-def _check_images(x, name: str = "x") -> np.ndarray:
-    """``x`` as a float array (N, C, H, W) with N >= 1; ValueError/TypeError naming it."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array (N, C, H, W), got {type(x).__name__}")
-    if x.ndim != 4 or x.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty (N, C, H, W) array, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{name} must be floating point images in model space (normalised), "
-                         f"got dtype {x.dtype}")
-    return x
-
-
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``; TypeError/ValueError naming the value received."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_layer(model: Module, layer) -> str:
     """A layer name that exists in ``model`` (ValueError listing the names otherwise)."""
     if not isinstance(layer, str):
@@ -118,7 +98,7 @@ def filter_grid(model: Module, layer: str | None = None, pad: int = 1) -> Filter
     that loses what the channels do separately. See :class:`FilterGrid` for the layout.
     Raises ValueError naming the layer when it has no 4-D ``weight``.
     """
-    pad = _check_int(pad, "pad", minimum=0)
+    pad = check_int(pad, "pad", minimum=0)
     if layer is None:
         convs = layers_of_type(model, Conv2d)
         if not convs:
@@ -144,9 +124,9 @@ def filter_grid(model: Module, layer: str | None = None, pad: int = 1) -> Filter
 def feature_maps(model: Module, x: np.ndarray, layer: str, batch_size: int = 128) -> np.ndarray:
     """The output of ``layer`` for images x (N, C, H, W): (N, C', H', W') for a convolution
     or pool, (N, F) for a fully-connected layer; the forward pass stops at ``layer``."""
-    x = _check_images(x)
+    x = check_images(x)
     layer = _check_layer(model, layer)
-    batch_size = _check_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     out = None
     for rows, y in _batches(model, x, layer, batch_size):
         if out is None:
@@ -208,8 +188,8 @@ def sparsity(model: Module, x: np.ndarray, layers: list[str] | None = None,
     forward pass per batch (several probes at once). Returns one :class:`SparsityRow` per
     layer, in the order given; the notes' claim is that the fraction grows with depth.
     """
-    x = _check_images(x)
-    batch_size = _check_int(batch_size, "batch_size")
+    x = check_images(x)
+    batch_size = check_int(batch_size, "batch_size")
     if layers is None:
         layers = layers_of_type(model, ReLU) or leaf_layer_names(model)
     if isinstance(layers, str) or not isinstance(layers, (list, tuple)) or not layers:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..layers import Module
-from .features import _batches, _check_images, _check_int, _check_layer, feature_maps
+from .features import _batches, check_images, check_int, _check_layer, feature_maps
 from .probe import feature_layer
 
 __all__ = ["NeighborResult", "nearest_neighbors", "TranslationResult", "translation_example",
@@ -114,17 +114,17 @@ def nearest_neighbors(model: Module, train_x: np.ndarray, train_y, query_x: np.n
     Training images are processed ``batch_size`` at a time, keeping a running top-k
     (np.argpartition), so memory is O(Q * (k + batch_size) + Q * D) for D-dim features.
     """
-    train_x, query_x = _check_images(train_x, "train_x"), _check_images(query_x, "query_x")
+    train_x, query_x = check_images(train_x, "train_x"), check_images(query_x, "query_x")
     if train_x.shape[1:] != query_x.shape[1:]:
         raise ValueError(f"train_x and query_x must hold images of one shape, got "
                          f"{train_x.shape[1:]} and {query_x.shape[1:]}")
     train_y = _labels(train_y, len(train_x), "train_y")
     if query_y is not None:
         query_y = _labels(query_y, len(query_x), "query_y")
-    k = _check_int(k, "k")
+    k = check_int(k, "k")
     if k > len(train_x):
         raise ValueError(f"k must be at most the number of training images ({len(train_x)}), got {k}")
-    batch_size = _check_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     if not isinstance(exclude_self, (bool, np.bool_)):
         raise TypeError(f"exclude_self must be a bool, got {exclude_self!r}")
     layer = feature_layer(model) if layer is None else _check_layer(model, layer)
@@ -197,7 +197,7 @@ def shift_images(x: np.ndarray, shift, fill: float | None = None) -> np.ndarray:
     """Copies of images x (N, C, H, W) moved ``shift`` pixels: an int moves them right (left if
     negative), a pair (down, right) moves them in both directions. Uncovered pixels take
     ``fill``, by default each image's minimum (its background, in model space)."""
-    x = _check_images(x)
+    x = check_images(x)
     dy, dx = _check_shift(shift, x.shape[2], x.shape[3])
     if fill is None:
         out = np.broadcast_to(x.min(axis=(1, 2, 3), keepdims=True), x.shape).copy()
@@ -236,10 +236,10 @@ def translation_example(model: Module, images: np.ndarray, shift, layer: str | N
     to other images, a shifted copy is far in pixel space but near in a translation-invariant
     feature space. ``layer`` defaults as in :func:`nearest_neighbors`.
     """
-    images = _check_images(images, "images")
-    batch_size = _check_int(batch_size, "batch_size")
+    images = check_images(images, "images")
+    batch_size = check_int(batch_size, "batch_size")
     layer = feature_layer(model) if layer is None else _check_layer(model, layer)
-    reference = images if reference is None else _check_images(reference, "reference")
+    reference = images if reference is None else check_images(reference, "reference")
     if reference.shape[1:] != images.shape[1:]:
         raise ValueError(f"reference images must have the shape of images, {images.shape[1:]}, "
                          f"got {reference.shape[1:]}")

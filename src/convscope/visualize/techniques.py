@@ -33,11 +33,15 @@ class Context:
     target: int | None = None
     seed: int = 0
     sample: int = 1000                 # test images used for statistics (sparsity, dissection)
+    steps: int | None = None           # optimisation steps of actmax / inversion (None: their defaults)
     progress: bool = True
 
     def x(self, indices) -> np.ndarray:
         """Test images ``indices`` in model space (N, C, H, W) float32."""
         return self.normalizer(self.data.test_images[np.asarray(indices)])
+
+    def steps_option(self) -> dict:
+        return {} if self.steps is None else {"steps": self.steps}
 
     def query(self) -> np.ndarray:
         return self.x(self.images)
@@ -169,7 +173,8 @@ def run_actmax(ctx: Context) -> Output:
     images, numbers = [], []
     bar = Progress(len(units), "actmax", unit="unit", enabled=ctx.progress)
     for unit in units:
-        result = activation_maximization(ctx.model, layer, unit, shape, seed=ctx.seed, normalizer=ctx.normalizer)
+        result = activation_maximization(ctx.model, layer, unit, shape, seed=ctx.seed, normalizer=ctx.normalizer,
+                                         **ctx.steps_option())
         images.append(result.image)
         numbers.append({"unit": int(unit), "activation": float(result.activation)})
         bar.update(1)
@@ -201,7 +206,8 @@ def run_saliency(ctx: Context) -> Output:
     }
     figures = {}
     for i, index in enumerate(ctx.images):
-        panels = [render.to_display(query[i:i + 1])[0]] + [normalize_map(m[i:i + 1], "abs")[0] for m in methods.values()]
+        gray = render.to_display(query[i:i + 1].mean(axis=1, keepdims=True))[0]     # maps are one-channel
+        panels = [gray] + [normalize_map(m[i:i + 1], "abs")[0] for m in methods.values()]
         figures[f"saliency_{index}"] = render.image_grid(
             np.stack(panels), [f"#{index}"] + list(methods), ncols=len(panels), cmap="inferno", colorbar=True,
             title=f"attribution for test image #{index} ({ctx.label(int(ctx.data.test_labels[index]))})")
@@ -217,7 +223,7 @@ def run_inversion(ctx: Context) -> Output:
     from .inversion import invert
     layer = ctx.layer or feature_layer(ctx.model)
     query = ctx.query()
-    result = invert(ctx.model, query, layer, seed=ctx.seed, normalizer=ctx.normalizer)
+    result = invert(ctx.model, query, layer, seed=ctx.seed, normalizer=ctx.normalizer, **ctx.steps_option())
     predicted = predict(ctx.model, result.images, _Identity(), 256).argmax(axis=1)
     panels = np.concatenate([render.to_display(query), render.to_display(result.images)])
     titles = _titles(ctx) + [f"{ctx.label(int(p))} err {e:.2f}" for p, e in zip(predicted, result.relative_error)]
@@ -247,7 +253,8 @@ def run_dissect(ctx: Context, units: int = 8, top: int = 6) -> Output:
     if getattr(result, "class_means", None) is not None:
         figures["dissect_selectivity"] = render.matrix_plot(
             np.asarray(result.class_means)[: max(units, len(shown))], [r["unit"] for r in rows[:max(units, len(shown))]],
-            ctx.class_names, f"mean activation per class, {layer}", "class", "unit", annotate=False)
+            [ctx.label(int(c)) for c in result.classes], f"mean activation per class, {layer}", "class", "unit",
+            annotate=False)
     return Output(figures, {"layer": layer, "images": len(idx), "units": jsonable(rows)},
                   "Semantic interpretation of units: top images and class selectivity.")
 
