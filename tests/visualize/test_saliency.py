@@ -45,7 +45,7 @@ def test_input_gradients_match_central_differences_in_float64():
     model, x = tiny_cnn(np.float64), images(3, dtype=np.float64)
     targets = np.array([0, 4, 2])
     grad = input_gradients(model, x, targets)
-    n, d, eps = len(x), x[0].size, 1e-6
+    d, eps = x[0].size, 1e-6
     bump = eps * np.eye(d).reshape(d, *x.shape[1:])                       # (D, C, H, W)
     plus = (x[:, None] + bump).reshape(-1, *x.shape[1:])                  # (N*D, C, H, W)
     minus = (x[:, None] - bump).reshape(-1, *x.shape[1:])

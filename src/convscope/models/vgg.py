@@ -66,49 +66,23 @@ def _description(depth: int, batch_norm: bool, count: str) -> str:
             f"at 3x224x224/1000); small inputs: widths 16-32-64-128-128, 3 pools, fc 256-256")
 
 
-@register("vgg11", _description(11, False, "132,863,336"))
-def vgg11(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None, dropout=0.5):
-    """VGG-11, configuration A; options as in the module docstring."""
-    return _vgg(11, False, num_classes, in_channels, input_size, rng, small, dropout)
+def _builder(depth: int, batch_norm: bool, count: str):
+    """Register the builder of VGG-``depth`` (with batch norm if ``batch_norm``) under its name."""
+    name = f"vgg{depth}" + ("_bn" if batch_norm else "")
+
+    def build(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None, dropout=0.5):
+        return _vgg(depth, batch_norm, num_classes, in_channels, input_size, rng, small, dropout)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{_description(depth, batch_norm, count)}. Options as in the module docstring."
+    return register(name, _description(depth, batch_norm, count))(build)
 
 
-@register("vgg13", _description(13, False, "133,047,848"))
-def vgg13(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None, dropout=0.5):
-    """VGG-13, configuration B; options as in the module docstring."""
-    return _vgg(13, False, num_classes, in_channels, input_size, rng, small, dropout)
-
-
-@register("vgg16", _description(16, False, "138,357,544"))
-def vgg16(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None, dropout=0.5):
-    """VGG-16, configuration D; options as in the module docstring."""
-    return _vgg(16, False, num_classes, in_channels, input_size, rng, small, dropout)
-
-
-@register("vgg19", _description(19, False, "143,667,240"))
-def vgg19(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None, dropout=0.5):
-    """VGG-19, configuration E; options as in the module docstring."""
-    return _vgg(19, False, num_classes, in_channels, input_size, rng, small, dropout)
-
-
-@register("vgg11_bn", _description(11, True, "132,868,840"))
-def vgg11_bn(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None, dropout=0.5):
-    """VGG-11 with batch norm; options as in the module docstring."""
-    return _vgg(11, True, num_classes, in_channels, input_size, rng, small, dropout)
-
-
-@register("vgg13_bn", _description(13, True, "133,053,736"))
-def vgg13_bn(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None, dropout=0.5):
-    """VGG-13 with batch norm; options as in the module docstring."""
-    return _vgg(13, True, num_classes, in_channels, input_size, rng, small, dropout)
-
-
-@register("vgg16_bn", _description(16, True, "138,365,992"))
-def vgg16_bn(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None, dropout=0.5):
-    """VGG-16 with batch norm; options as in the module docstring."""
-    return _vgg(16, True, num_classes, in_channels, input_size, rng, small, dropout)
-
-
-@register("vgg19_bn", _description(19, True, "143,678,248"))
-def vgg19_bn(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None, dropout=0.5):
-    """VGG-19 with batch norm; options as in the module docstring."""
-    return _vgg(19, True, num_classes, in_channels, input_size, rng, small, dropout)
+vgg11 = _builder(11, False, "132,863,336")
+vgg13 = _builder(13, False, "133,047,848")
+vgg16 = _builder(16, False, "138,357,544")
+vgg19 = _builder(19, False, "143,667,240")
+vgg11_bn = _builder(11, True, "132,868,840")
+vgg13_bn = _builder(13, True, "133,053,736")
+vgg16_bn = _builder(16, True, "138,365,992")
+vgg19_bn = _builder(19, True, "143,678,248")
