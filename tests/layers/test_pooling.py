@@ -1,6 +1,8 @@
 """Spatial and cross-channel pooling (notes §1.2, §1.3.2): loop references, gradient checks,
 hand-worked max-pool gradients, PyTorch."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,25 +13,36 @@ from gradcheck import assert_matches, check_module_grads, chwn
 
 
 # -- slow references: one window at a time ----------------------------------------------
-def pool_reference(x, kernel, stride, padding, mode, count_include_pad=True):
+def pool_out(size, k, s, p, ceil_mode):
+    """PyTorch's output length: floor or ceil of the strides, but a last window must start
+    inside the input or its left padding."""
+    steps = (size + 2 * p - k) / s
+    out = (math.ceil(steps) if ceil_mode else math.floor(steps)) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def pool_reference(x, kernel, stride, padding, mode, count_include_pad=True, ceil_mode=False):
     """Max or mean of each (KH, KW) window of the padded input; padding never wins a max and
-    counts in the mean's divisor only with ``count_include_pad``."""
+    counts in the mean's divisor only with ``count_include_pad``; a ceil-mode window's part
+    beyond the padding counts nowhere."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh = (h + 2 * ph - kh) // sh + 1
-    ow = (w + 2 * pw - kw) // sw + 1
+    oh, ow = pool_out(h, kh, sh, ph, ceil_mode), pool_out(w, kw, sw, pw, ceil_mode)
     out = np.zeros((n, c, oh, ow))
     for ni, ci, i, j in np.ndindex(out.shape):
-        window = []
+        window, padded = [], 0
         for a in range(kh):
             for b in range(kw):
                 r, q = i * sh + a - ph, j * sw + b - pw
                 if 0 <= r < h and 0 <= q < w:
                     window.append(x[ni, ci, r, q])
+                padded += -ph <= r < h + ph and -pw <= q < w + pw
         if mode == "max":
             out[ni, ci, i, j] = max(window)
         else:
-            out[ni, ci, i, j] = sum(window) / (kh * kw if count_include_pad else len(window))
+            out[ni, ci, i, j] = sum(window) / (padded if count_include_pad else len(window))
     return out
 
 
@@ -47,23 +60,24 @@ def pool_cases(draw):
         k=(kh, kw), s=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), p=(ph, pw),
         shape=(draw(st.integers(1, 2)), draw(st.integers(1, 3)),
                draw(st.integers(max(1, kh - 2 * ph), 8)), draw(st.integers(max(1, kw - 2 * pw), 8))),
-        mode=draw(st.sampled_from(["max", "avg", "avg-nopad"])),
+        mode=draw(st.sampled_from(["max", "avg", "avg-nopad"])), ceil_mode=draw(st.booleans()),
         layout=draw(st.sampled_from(["nchw", "chwn"])), seed=draw(st.integers(0, 2**32 - 1)))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(pool_cases())
 def test_forward_matches_loop_reference(case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"])
     if case["layout"] == "chwn":
         x = chwn(x)
-    mode = case["mode"]
+    mode, ceil_mode = case["mode"], case["ceil_mode"]
     if mode == "max":
-        layer = MaxPool2d(case["k"], case["s"], case["p"])
+        layer = MaxPool2d(case["k"], case["s"], case["p"], ceil_mode=ceil_mode)
     else:
-        layer = AvgPool2d(case["k"], case["s"], case["p"], count_include_pad=mode == "avg")
-    want = pool_reference(x, case["k"], case["s"], case["p"], mode[:3], mode == "avg")
+        layer = AvgPool2d(case["k"], case["s"], case["p"], count_include_pad=mode == "avg",
+                          ceil_mode=ceil_mode)
+    want = pool_reference(x, case["k"], case["s"], case["p"], mode[:3], mode == "avg", ceil_mode)
     y = layer(x)
     assert y.shape == want.shape == x.shape[:1] + layer.output_shape(x.shape[1:])
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
@@ -98,6 +112,29 @@ def test_max_pool_gradients(rng, geometry, n):
 def test_avg_pool_gradients(rng, geometry, n, count_include_pad):
     x = rng.standard_normal((n, 2, 7, 5))
     check_module_grads(AvgPool2d(*geometry, count_include_pad=count_include_pad), x, rng)
+
+
+CEIL_GEOMETRY = [(3, 2, 0), (2, 2, 0), ((3, 2), (2, 3), (1, 0))]   # 7x5 inputs: partial windows
+
+
+@pytest.mark.parametrize("geometry", CEIL_GEOMETRY)
+def test_ceil_mode_pool_gradients(rng, geometry):
+    x = distinct_values(rng, (2, 2, 7, 5))
+    check_module_grads(MaxPool2d(*geometry, ceil_mode=True), x, rng)
+    for count_include_pad in (True, False):
+        pool = AvgPool2d(*geometry, count_include_pad=count_include_pad, ceil_mode=True)
+        check_module_grads(pool, x, rng)
+
+
+def test_ceil_mode_keeps_the_partial_last_window():
+    # 8 columns, 3x3/2: floor gives windows at 0, 2, 4; ceil adds one at 6 that sees 6 and 7.
+    x = np.arange(8.0).reshape(1, 1, 1, 8).repeat(3, axis=2)
+    assert MaxPool2d(3, 2).forward(x)[0, 0, 0].tolist() == [2.0, 4.0, 6.0]
+    assert MaxPool2d(3, 2, ceil_mode=True).forward(x)[0, 0, 0].tolist() == [2.0, 4.0, 6.0, 7.0]
+    assert AvgPool2d(3, 2, ceil_mode=True).forward(x)[0, 0, 0, 3] == 6.5   # divisor 6, not 9
+    assert MaxPool2d(3, 2, ceil_mode=True).output_shape((1, 112, 112)) == (1, 56, 56)  # GoogLeNet
+    # A window that would start past the input is not kept: 6 columns, 2x2/2 -> 3, not 4.
+    assert MaxPool2d(2, 2, ceil_mode=True).output_shape((1, 6, 6)) == (1, 3, 3)
 
 
 def test_global_avg_pool_gradients(rng):
@@ -190,30 +227,33 @@ def torch_pool(torch, x, dy, module):
     return ty.detach().numpy(), tx.grad.numpy()
 
 
+@pytest.mark.parametrize("ceil_mode", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("geometry", TORCH_GEOMETRY)
-def test_max_pool_matches_torch(torch, rng, geometry, dtype):
+def test_max_pool_matches_torch(torch, rng, geometry, dtype, ceil_mode):
     x = chwn(distinct_values(rng, (3, 2, 7, 5)).astype(dtype))
-    pool = MaxPool2d(*geometry)
+    pool = MaxPool2d(*geometry, ceil_mode=ceil_mode)
     y = pool(x)
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx = pool.backward(dy)
-    ty, tdx = torch_pool(torch, x, dy, torch.nn.MaxPool2d(*geometry))
+    ty, tdx = torch_pool(torch, x, dy, torch.nn.MaxPool2d(*geometry, ceil_mode=ceil_mode))
     assert y.dtype == dx.dtype == dtype
     assert_matches(y, ty, dtype)
     assert_matches(dx, tdx, dtype)
 
 
+@pytest.mark.parametrize("ceil_mode", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("geometry", TORCH_GEOMETRY)
-def test_avg_pool_matches_torch(torch, rng, geometry, count_include_pad, dtype):
+def test_avg_pool_matches_torch(torch, rng, geometry, count_include_pad, dtype, ceil_mode):
     x = chwn(rng.standard_normal((3, 2, 7, 5)).astype(dtype))
-    pool = AvgPool2d(*geometry, count_include_pad=count_include_pad)
+    pool = AvgPool2d(*geometry, count_include_pad=count_include_pad, ceil_mode=ceil_mode)
     y = pool(x)
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx = pool.backward(dy)
-    ty, tdx = torch_pool(torch, x, dy, torch.nn.AvgPool2d(*geometry, count_include_pad=count_include_pad))
+    ty, tdx = torch_pool(torch, x, dy, torch.nn.AvgPool2d(*geometry, ceil_mode=ceil_mode,
+                                                          count_include_pad=count_include_pad))
     assert y.dtype == dx.dtype == dtype
     assert_matches(y, ty, dtype)
     assert_matches(dx, tdx, dtype)

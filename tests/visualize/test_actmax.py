@@ -18,18 +18,26 @@ from convscope.visualize.regularizers import gaussian_blur, gaussian_kernel, pix
 SHAPE = (1, 28, 28)
 
 
-def test_late_unit_far_above_every_test_image(trained):
-    """The relu4 unit that real digits drive hardest: the found image drives it >= 1.5x harder."""
+def test_late_units_far_above_every_test_image(trained):
+    """The three relu4 units that real digits drive hardest: the found images drive them
+    1.5x harder than any test image, on average.
+
+    One unit alone ranged from 1.4x to 2.0x with the BLAS thread count (which changes the
+    trained fixture's last bits), and 256 steps still climb for some units: three units and
+    512 steps measure the method rather than one draw.
+    """
     model = trained.model
     real = layer_output(model, trained.x_test, "relu4")             # (500, 84)
-    unit = int(real.max(axis=0).argmax())
-    result = activation_maximization(model, "relu4", unit, SHAPE, normalizer=trained.normalizer)
-    best_real = float(real[:, unit].max())
-    assert isinstance(result, ActMaxResult)
-    assert result.activation > 1.5 * best_real, (unit, result.activation, best_real)
-    assert result.history.shape == (256,) and result.history[-1] > result.history[0]
-    again = float(layer_output(model, result.image[None], "relu4")[0, unit])
-    assert again == pytest.approx(result.activation, rel=1e-5)
+    ratios = []
+    for unit in real.max(axis=0).argsort()[::-1][:3]:
+        result = activation_maximization(model, "relu4", int(unit), SHAPE, steps=512,
+                                         normalizer=trained.normalizer)
+        assert isinstance(result, ActMaxResult)
+        assert result.history.shape == (512,) and result.history[-1] > result.history[0]
+        again = float(layer_output(model, result.image[None], "relu4")[0, unit])
+        assert again == pytest.approx(result.activation, rel=1e-5)
+        ratios.append(result.activation / float(real[:, unit].max()))
+    assert np.mean(ratios) > 1.5, ratios
 
 
 def test_class_logit_above_every_test_image(trained):

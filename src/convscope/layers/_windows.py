@@ -25,13 +25,21 @@ import numpy as np
 __all__ = ["conv_out_size", "offsets", "pad_spatial", "chwn_empty", "im2col", "col2im"]
 
 
-def conv_out_size(size: int, kernel: int, stride: int, padding: int, what: str) -> int:
-    """Output length of a window sweep; ValueError if the padded input is smaller than the window."""
+def conv_out_size(size: int, kernel: int, stride: int, padding: int, what: str,
+                  ceil_mode: bool = False) -> int:
+    """Output length of a window sweep; ValueError if the padded input is smaller than the window.
+
+    ``ceil_mode`` (pools, as in PyTorch) rounds the number of strides up, so a last, partial
+    window is kept, provided it starts inside the input or its left padding.
+    """
     padded = size + 2 * padding
     if padded < kernel:
         raise ValueError(
             f"{what}: input of size {size} (padded to {padded}) is smaller than the window {kernel}")
-    return (padded - kernel) // stride + 1
+    if not ceil_mode:
+        return (padded - kernel) // stride + 1
+    out = -(-(padded - kernel) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + padding else out
 
 
 def offsets(kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
@@ -41,12 +49,18 @@ def offsets(kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
             yield i, j, slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw)
 
 
-def pad_spatial(x: np.ndarray, ph: int, pw: int, value: float = 0.0) -> np.ndarray:
-    """Pad the H and W axes of an (N, C, H, W) array by (ph, pw) on each side, in CHWN memory."""
-    if ph == 0 and pw == 0:
+def pad_spatial(x: np.ndarray, ph: int, pw: int, value: float = 0.0,
+                extra: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Pad the H and W axes of an (N, C, H, W) array by (ph, pw) on each side, in CHWN memory.
+
+    ``extra`` adds (rows, columns) more at the bottom and right only: the overhang of a
+    ``ceil_mode`` pool's last window.
+    """
+    eh, ew = extra
+    if ph == pw == eh == ew == 0:
         return x
     n, c, h, w = x.shape
-    out = np.full((c, h + 2 * ph, w + 2 * pw, n), value, dtype=x.dtype).transpose(3, 0, 1, 2)
+    out = np.full((c, h + 2 * ph + eh, w + 2 * pw + ew, n), value, dtype=x.dtype).transpose(3, 0, 1, 2)
     out[:, :, ph:ph + h, pw:pw + w] = x
     return out
 

@@ -3,6 +3,8 @@
 Spatial pools sweep a (KH, KW) window with a stride that defaults to the window size, as
 in the notes. Both loop over the KH*KW window offsets only; each offset is one strided
 slice of the (padded) input, so overlapping windows (AlexNet's 3x3/2) need no special case.
+``ceil_mode`` keeps a last, partial window as PyTorch does (GoogLeNet's pools): the input is
+padded at the bottom and right by the window's overhang, which never counts as a pixel.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ __all__ = ["MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "CrossChannelPool"]
 class _Pool2d(Module):
     """Window geometry shared by the spatial pools."""
 
-    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+    def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode: bool = False) -> None:
         super().__init__()
         kind = type(self).__name__
         self.kernel_size = as_pair(kernel_size, f"{kind}: kernel_size")
@@ -30,11 +32,13 @@ class _Pool2d(Module):
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"{kind}: padding {self.padding} must be at most half the "
                              f"kernel size {self.kernel_size}")
+        self.ceil_mode = bool(ceil_mode)
         self._cache = None
 
     def extra_repr(self) -> str:
         s = f"kernel_size={self.kernel_size}, stride={self.stride}"
-        return s + (f", padding={self.padding}" if self.padding != (0, 0) else "")
+        s += f", padding={self.padding}" if self.padding != (0, 0) else ""
+        return s + (", ceil_mode=True" if self.ceil_mode else "")
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -42,29 +46,32 @@ class _Pool2d(Module):
         c, h, w = input_shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         what = type(self).__name__
-        return (c, conv_out_size(h, kh, sh, ph, f"{what} height"),
-                conv_out_size(w, kw, sw, pw, f"{what} width"))
+        return (c, conv_out_size(h, kh, sh, ph, f"{what} height", self.ceil_mode),
+                conv_out_size(w, kw, sw, pw, f"{what} width", self.ceil_mode))
 
-    def _crop(self, dxp: np.ndarray) -> np.ndarray:
-        """Drop the padding from a gradient of the padded input."""
-        ph, pw = self.padding
-        return dxp[:, :, ph:dxp.shape[2] - ph, pw:dxp.shape[3] - pw]
+    def _crop(self, dxp: np.ndarray, x_shape) -> np.ndarray:
+        """Drop the padding (and any ceil-mode overhang) from a gradient of the padded input."""
+        (ph, pw), (h, w) = self.padding, x_shape[2:]
+        return dxp[:, :, ph:ph + h, pw:pw + w]
 
     def _geometry(self, x: np.ndarray):
+        """The window offsets, and the (rows, columns) overhang past the padded input."""
         if x.ndim != 4:
             raise ValueError(f"{type(self).__name__} expects a 4-D (N, C, H, W) input, got shape {x.shape}")
         _, oh, ow = self.output_shape(x.shape[1:])
-        (kh, kw), (sh, sw), _ = self.kernel_size, self.stride, self.padding
-        return list(offsets(kh, kw, sh, sw, oh, ow))
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        extra = (max(0, (oh - 1) * sh + kh - x.shape[2] - 2 * ph),
+                 max(0, (ow - 1) * sw + kw - x.shape[3] - 2 * pw))
+        return list(offsets(kh, kw, sh, sw, oh, ow)), extra
 
 
 class MaxPool2d(_Pool2d):
     """Max over each window: (N, C, H, W) -> (N, C, OH, OW). Padding counts as -inf."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        windows = self._geometry(x)
+        windows, extra = self._geometry(x)
         ph, pw = self.padding
-        xp = pad_spatial(x, ph, pw, -np.inf)
+        xp = pad_spatial(x, ph, pw, -np.inf, extra)
         best = idx = None
         for k, (_, _, rows, cols) in enumerate(windows):
             v = xp[:, :, rows, cols]
@@ -78,7 +85,7 @@ class MaxPool2d(_Pool2d):
             wins = v > best
             np.maximum(idx, wins * idx.dtype.type(k), out=idx)
             np.maximum(best, v, out=best)
-        self._cache = (xp, idx, windows)
+        self._cache = (x.shape, xp.shape, idx, windows)
         return best
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -86,37 +93,44 @@ class MaxPool2d(_Pool2d):
 
         On ties only the first maximum (in row-major window order) receives it.
         """
-        xp, idx, windows = self._cache
-        dxp = chwn_empty(xp.shape, dy.dtype, zero=True)
+        x_shape, xp_shape, idx, windows = self._cache
+        dxp = chwn_empty(xp_shape, dy.dtype, zero=True)
         for k, (_, _, rows, cols) in enumerate(windows):
             dxp[:, :, rows, cols] += dy * (idx == k)     # multiply by a mask: no branches
-        return self._crop(dxp)
+        return self._crop(dxp, x_shape)
 
 
 class AvgPool2d(_Pool2d):
     """Mean over each window: (N, C, H, W) -> (N, C, OH, OW).
 
     With ``count_include_pad`` (the default, as in PyTorch) padded zeros count in the
-    divisor; otherwise each window divides by the number of real pixels it covers.
+    divisor; otherwise each window divides by the number of real pixels it covers. A
+    ``ceil_mode`` window's overhang past the padding never counts.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad: bool = True) -> None:
-        super().__init__(kernel_size, stride, padding)
+    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad: bool = True, *,
+                 ceil_mode: bool = False) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode)
         self.count_include_pad = bool(count_include_pad)
 
-    def _divisor(self, shape, dtype, windows):
+    def _divisor(self, shape, dtype, windows, extra):
         """Per-output-position divisor, (OH, OW) or a scalar."""
         kh, kw = self.kernel_size
         ph, pw = self.padding
-        if self.count_include_pad or (ph == 0 and pw == 0):
+        if extra == (0, 0) and (self.count_include_pad or (ph == 0 and pw == 0)):
             return dtype.type(kh * kw)
-        ones = pad_spatial(np.ones((1, 1) + tuple(shape[2:]), dtype=dtype), ph, pw)[0, 0]
-        return sum(ones[rows, cols] for _, _, rows, cols in windows)
+        h, w = shape[2:]
+        # Ones where a pixel counts, zeros elsewhere, laid out like the padded input.
+        if self.count_include_pad:
+            ones = pad_spatial(np.ones((1, 1, h + 2 * ph, w + 2 * pw), dtype), 0, 0, 0.0, extra)
+        else:
+            ones = pad_spatial(np.ones((1, 1, h, w), dtype), ph, pw, 0.0, extra)
+        return sum(ones[0, 0, rows, cols] for _, _, rows, cols in windows)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        windows = self._geometry(x)
+        windows, extra = self._geometry(x)
         ph, pw = self.padding
-        xp = pad_spatial(x, ph, pw)
+        xp = pad_spatial(x, ph, pw, 0.0, extra)
         total = None
         for _, _, rows, cols in windows:
             v = xp[:, :, rows, cols]
@@ -125,18 +139,18 @@ class AvgPool2d(_Pool2d):
                 total[...] = v
             else:
                 total += v
-        div = self._divisor(x.shape, x.dtype, windows)
-        self._cache = (xp, div, windows)
+        div = self._divisor(x.shape, x.dtype, windows, extra)
+        self._cache = (x.shape, xp.shape, div, windows)
         return total / div
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Each input in a window receives dy / (window count): the mean's derivative."""
-        xp, div, windows = self._cache
+        x_shape, xp_shape, div, windows = self._cache
         share = dy / div
-        dxp = chwn_empty(xp.shape, dy.dtype, zero=True)
+        dxp = chwn_empty(xp_shape, dy.dtype, zero=True)
         for _, _, rows, cols in windows:
             dxp[:, :, rows, cols] += share
-        return self._crop(dxp)
+        return self._crop(dxp, x_shape)
 
 
 class GlobalAvgPool2d(Module):

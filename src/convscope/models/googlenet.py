@@ -7,12 +7,10 @@ classes. As in torchvision every convolution is "BasicConv2d": conv without bias
 norm (eps 0.001), ReLU; and the "5x5" branch uses a 3x3 kernel (``branch3_kernel=5``
 gives the paper's 5x5 instead, and more parameters).
 
-Two differences from torchvision, both shape-preserving at 224: its 3x3/2 max-pools use
-``ceil_mode``, which convscope's MaxPool2d lacks, so here they have padding 1 instead (the
-same output size for even inputs: 112 -> 56 -> 28 -> 14; windows start one pixel earlier),
-and its 2x2/2 pool before 5a rounds down (the same at 14 -> 7). The auxiliary classifiers
-(training-only extra losses after 4a and 4d) are not built: the layer contract has one
-output, so ``aux_logits=True`` is refused.
+The pools are torchvision's: 3x3/2 and, before 5a, 2x2/2 max-pools with ``ceil_mode``
+(112 -> 56 -> 28 -> 14 -> 7 at 224), the same windows as torchvision's.
+The auxiliary classifiers (training-only extra losses after 4a and 4d) are not built: the
+layer contract has one output, so ``aux_logits=True`` is refused.
 
 Small variant (max(H, W) <= 64): a 3x3/1 stem conv to 48 channels, a 3x3/2 pool, Inception
 3a and 3b, a pool, Inception 4a and 4b, all with torchvision's widths divided by 4 (outputs
@@ -53,17 +51,22 @@ _SMALL_MODULES = (
 )
 
 
+def _pool(size: int) -> MaxPool2d:
+    """torchvision's halving max-pool: stride 2, a last partial window kept (ceil_mode)."""
+    return MaxPool2d(size, stride=2, ceil_mode=True)
+
+
 def _stem(in_channels: int, small: bool, rng) -> tuple[list, int]:
     """The layers before the first Inception module and the channels they output."""
     kw = dict(bn_eps=BN_EPS, rng=rng)
     if small:
         return conv_bn_relu("conv1", in_channels, 48, 3, padding=1, **kw) + [
-            ("maxpool1", MaxPool2d(3, stride=2, padding=1))], 48
+            ("maxpool1", _pool(3))], 48
     return (conv_bn_relu("conv1", in_channels, 64, 7, stride=2, padding=3, **kw)
-            + [("maxpool1", MaxPool2d(3, stride=2, padding=1))]
+            + [("maxpool1", _pool(3))]
             + conv_bn_relu("conv2", 64, 64, 1, **kw)
             + conv_bn_relu("conv3", 64, 192, 3, padding=1, **kw)
-            + [("maxpool2", MaxPool2d(3, stride=2, padding=1))]), 192
+            + [("maxpool2", _pool(3))]), 192
 
 
 @register("googlenet", "GoogLeNet (Inception v1), torchvision layout with batch norm, global average "
@@ -86,9 +89,9 @@ def googlenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28),
     layers, c = _stem(in_channels, is_small, rng)
     for name, *widths in _SMALL_MODULES if is_small else INCEPTION_V1:
         if widths == ["pool"]:
-            layers.append((name, MaxPool2d(3, stride=2, padding=1)))
+            layers.append((name, _pool(3)))
         elif widths == ["pool2"]:
-            layers.append((name, MaxPool2d(2)))
+            layers.append((name, _pool(2)))
         else:
             block = Inception(c, *widths, batch_norm=True, bn_eps=BN_EPS,
                               branch3_kernel=branch3_kernel, rng=rng)
