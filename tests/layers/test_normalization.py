@@ -85,11 +85,12 @@ def test_lrn_forward_matches_loop_reference(rng, size):
     np.testing.assert_allclose(y, lrn_reference(x, size, 0.7, 0.75, 1.5), rtol=1e-12)
 
 
+@pytest.mark.parametrize("beta", [0.75, 0.6])        # AlexNet's (square roots) and np.power
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 7])
-def test_lrn_gradients(rng, size):
+def test_lrn_gradients(rng, size, beta):
     """A large alpha makes the cross-channel term of the derivative matter (AlexNet's 1e-4
     would hide a wrong window in it below the tolerance)."""
-    layer = LocalResponseNorm(size, alpha=1.0, beta=0.75, k=2.0)
+    layer = LocalResponseNorm(size, alpha=1.0, beta=beta, k=2.0)
     check_module_grads(layer, chwn(rng.standard_normal((2, 5, 3, 4))), rng)
 
 
