@@ -10,8 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from convscope.layers import (AvgPool2d, BatchNorm2d, Concat, Conv2d, Flatten, GlobalAvgPool2d,
-                              Identity, Linear, MaxPool2d, Module, ReLU, Residual, Sequential)
+from convscope.layers import (AuxiliaryClassifier, AvgPool2d, BatchNorm2d, Concat, Conv2d, Flatten,
+                              GlobalAvgPool2d, Identity, Linear, MaxPool2d, Module, ReLU, Residual,
+                              Sequential)
 from convscope.layers.base import shapes_only
 from convscope.models import available_models, build_model
 from convscope.summary import LayerRow, Summary, summarize
@@ -184,6 +185,33 @@ class Subsample(Module):
 
     def backward(self, dy):
         return None
+
+
+def test_auxiliary_head_rows_branch_off_and_the_main_path_goes_on():
+    # x (4, 6, 6) -> 3x3 conv (RF 3) -> side head [2x2/2 avg pool -> flatten -> fc] -> 3x3 conv (RF 5).
+    head = Sequential(("pool", AvgPool2d(2)), ("flat", Flatten()), ("fc", Linear(4 * 2 * 2, 3, rng=RNG)))
+    model = Sequential(("c1", conv(4, 4, 3)), ("aux", AuxiliaryClassifier(head)), ("c2", conv(4, 4, 3)))
+    s = summarize(model, (4, 6, 6))
+    got = [(r.name, r.output_shape, r.receptive_field[0], r.params, r.macs) for r in s.rows]
+    assert got == [
+        ("c1", (4, 4, 4), 3, 4 * 4 * 9 + 4, 4 * 16 * 36),
+        ("aux.head.pool", (4, 2, 2), 4, 0, 0),
+        ("aux.head.flat", (16,), 6, 0, 0),                # no spatial axes: the whole input
+        ("aux.head.fc", (3,), 6, 16 * 3 + 3, 16 * 3),
+        ("c2", (4, 2, 2), 5, 4 * 4 * 9 + 4, 4 * 4 * 36),  # continues from c1, not from the head
+    ]
+    assert s.total_params == sum(r[3] for r in got)
+
+
+def test_googlenet_with_auxiliary_classifiers_totals_torchvisions_count():
+    with shapes_only():
+        plain = summarize(build_model("googlenet", 1000, 3, (224, 224)), (3, 224, 224))
+        aux = summarize(build_model("googlenet", 1000, 3, (224, 224), aux_logits=True), (3, 224, 224))
+    assert aux.total_params == 13_004_888
+    assert aux.row("aux1.head.fc1").params == 2048 * 1024 + 1024
+    assert aux.row("aux2.head.pool").output_shape == (528, 4, 4)
+    main = [r for r in aux.rows if not r.name.startswith("aux")]
+    assert tuple(main) == plain.rows
 
 
 def test_names_follow_named_modules_when_a_block_flattens_its_body():

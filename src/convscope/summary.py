@@ -24,8 +24,10 @@ The values are the theoretical field, which may exceed the image and include pad
 Containers: :class:`Sequential` composes its children; :class:`Residual` and
 :class:`Concat` run paths on the same input, and their output's field is the union of the
 paths' fields (the largest one when, as usual, the paths are centred alike) with the
-largest jump; Residual's ``post`` then follows. Any other container is an error: its data
-flow is unknown. Sub-classes of the three are handled as their base.
+largest jump; Residual's ``post`` then follows. An :class:`AuxiliaryClassifier` (GoogLeNet's
+training-only side heads) lists its head's rows and passes its input on unchanged; its
+parameters and multiply-adds count in the totals. Any other container is an error: its data
+flow is unknown. Sub-classes of these are handled as their base.
 
 Global layers. Once a layer's output has no spatial axes (Flatten, GlobalAvgPool2d, and
 everything after them, such as Linear), each unit sees the whole image: receptive field and
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 from math import prod
 from numbers import Integral
 
-from .layers import Concat, Conv2d, Linear, Module, Residual, Sequential
+from .layers import AuxiliaryClassifier, Concat, Conv2d, Linear, Module, Residual, Sequential
 
 __all__ = ["LayerRow", "Summary", "summarize"]
 
@@ -270,9 +272,12 @@ class _Walker:
             for _, child in module.children():
                 shape, field = self.walk(child, shape, field, where)
             return shape, field
+        if isinstance(module, AuxiliaryClassifier):
+            self.walk(module.head, shape, field, where)
+            return tuple(shape), field
         raise ValueError(f"summary: layer {where or '(model)'!r} is a {type(module).__name__}, a container "
-                         f"whose data flow summary does not know; it handles Sequential, Residual, Concat "
-                         f"and their sub-classes")
+                         f"whose data flow summary does not know; it handles Sequential, Residual, Concat, "
+                         f"AuxiliaryClassifier and their sub-classes")
 
     def _leaf(self, module: Module, shape: tuple, field: _Field, name: str):
         if id(module) not in self.names:

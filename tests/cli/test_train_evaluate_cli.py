@@ -70,6 +70,19 @@ def test_train_with_limit_and_augmentation(mnist_dir, tmp_path, capsys):
     assert metrics["config"]["optimizer"] == "adam" and metrics["config"]["lr"] == 1e-3
 
 
+def test_googlenet_with_auxiliary_classifiers_trains_and_evaluates(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "aux"
+    code, _, _ = run_cli(capsys, "train", "--model", "googlenet", "--aux-logits", "--data", mnist_dir,
+                         *QUICK, "--limit", 64, "--out", out)
+    assert code == 0
+    weights = np.load(out / "model.npz")
+    assert "aux1.head.fc2.weight" in weights.files and "aux2.head.conv.weight" in weights.files
+    code, text, _ = run_cli(capsys, "evaluate", "--checkpoint", out / "model.npz", "--json")
+    assert code == 0
+    assert json.loads(text)["test_accuracy"] == json.loads((out / "metrics.json").read_text())["test_accuracy"]
+    expect_error(capsys, "train", "--aux-logits", "--data", mnist_dir, *QUICK, match="--model googlenet")
+
+
 def test_resume_continues_a_stopped_run(run_dir, mnist_dir, tmp_path, capsys):
     stopped = tmp_path / "stopped"
     shutil.copytree(run_dir, stopped)

@@ -147,6 +147,33 @@ def test_googlenet_uses_basic_conv2d_and_torchvisions_3x3_branch():
     assert paper.num_parameters() > IMAGENET_COUNTS["googlenet"]
 
 
+def test_googlenet_auxiliary_classifiers_match_torchvision():
+    """torchvision's googlenet(aux_logits=True): 13,004,888 parameters, heads after 4a and 4d."""
+    model = imagenet("googlenet", aux_logits=True)
+    assert model.num_parameters() == 13_004_888
+    names = [name for name, _ in model.children()]
+    assert names.index("aux1") == names.index("inception4a") + 1
+    assert names.index("aux2") == names.index("inception4d") + 1
+    head = model.get_module("aux1.head")
+    assert head.get_module("conv").params["weight"].shape == (128, 512, 1, 1)
+    assert head.get_module("fc1").params["weight"].shape == (1024, 2048)
+    assert head.get_module("fc2").params["weight"].shape == (1000, 1024)
+    assert head.get_module("dropout").p == 0.7
+    assert model.get_module("aux2").weight == 0.3
+    assert model.output_shape((3, 224, 224)) == (1000,)
+
+
+def test_googlenet_auxiliary_heads_train_only(rng):
+    model = build_model("googlenet", num_classes=10, in_channels=1, input_size=(28, 28), rng=rng,
+                        aux_logits=True)
+    x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
+    aux = [model.get_module("aux1"), model.get_module("aux2")]
+    model.train().forward(x)
+    assert all(a.logits.shape == (2, 10) for a in aux)
+    model.eval().forward(x)
+    assert all(a.logits is None for a in aux)
+
+
 # -- small variants -----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ZOO)
 @pytest.mark.parametrize("in_channels, size", [(1, 28), (3, 32)])
@@ -192,7 +219,7 @@ def test_small_variant_designs():
     ("alexnet", {"dropout": 1.5}, "1.5"),
     ("resnet18", {"width": 0}, "width"),
     ("resnet20", {"shortcut": "C"}, "'C'"),
-    ("googlenet", {"aux_logits": True}, "aux_logits"),
+    ("googlenet", {"aux_logits": "yes"}, "aux_logits.*'yes'"),
     ("alexnet", {"small": False}, r"\(1, 28, 28\)"),        # the full layout cannot take 28x28
     ("vgg16", {"small": False}, r"\(1, 28, 28\)"),
 ])

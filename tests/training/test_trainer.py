@@ -94,3 +94,31 @@ def test_bad_configs_are_refused(mnist_small, bad):
 def test_pca_colour_needs_rgb(mnist_small):
     with pytest.raises(ValueError, match="RGB"):
         Trainer(_lenet(), mnist_small, TrainConfig(pca_color=0.1), progress=False)
+
+
+def test_auxiliary_classifiers_add_their_weighted_losses(mnist_small, monkeypatch):
+    """GoogLeNet with aux_logits: the step's loss is main + 0.3 * (aux1 + aux2), and the side
+    heads learn (they receive gradients); evaluation ignores them."""
+    from convscope.layers import SoftmaxCrossEntropy
+
+    seen = []
+    original = SoftmaxCrossEntropy.forward
+
+    def spy(self, logits, targets):
+        value = original(self, logits, targets)
+        seen.append((logits.shape, value))
+        return value
+
+    monkeypatch.setattr(SoftmaxCrossEntropy, "forward", spy)
+    model = build_model("googlenet", 10, 1, (28, 28), rng=np.random.default_rng(0), aux_logits=True)
+    before = {k: v.copy() for k, v in model.named_parameters().items() if k.startswith("aux")}
+    trainer = Trainer(model, mnist_small.limit(16), TrainConfig(epochs=1, batch_size=16), progress=False)
+    metrics = trainer.fit()                                           # one step
+    (_, main), (_, aux1), (_, aux2) = seen[:3]
+    assert metrics["history"][0]["train_loss"] == pytest.approx(main + 0.3 * (aux1 + aux2), rel=1e-6)
+    after = model.named_parameters()
+    assert set(before) >= {"aux1.head.fc2.weight", "aux2.head.conv.weight"}
+    assert all(not np.array_equal(before[k], after[k]) for k in before)
+    model.eval()
+    model.forward(trainer.normalizer(mnist_small.test_images[:4]))
+    assert model.get_module("aux1").logits is None

@@ -18,7 +18,7 @@ __all__ = ["add_parser", "run"]
 _DEFAULTS = TrainConfig()
 # Flags that define a run; with --resume they come from the checkpoint instead.
 _RUN_FLAGS = ("model", "data", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
-              "label_smoothing", "translate", "hflip", "pca_color", "seed", "limit", "out")
+              "label_smoothing", "translate", "hflip", "pca_color", "seed", "limit", "out", "aux_logits")
 
 
 def add_parser(sub) -> None:
@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
                                    "shipped with convscope, to >= 99.0%% test accuracy.")
     p.add_argument("--model", metavar="NAME",
                    help=f"architecture (default lenet5); one of: {', '.join(available_models())}")
+    p.add_argument("--aux-logits", action="store_true", default=None,
+                   help="googlenet only: also train its two auxiliary classifiers (each side loss "
+                        "weighted 0.3, as in the paper)")
     p.add_argument("--data", metavar="mnist|PATH",
                    help="'mnist' (built in, the default) or a directory: IDX files, CIFAR-10 batches "
                         "or an image folder")
@@ -98,12 +101,17 @@ def run(args) -> int:
     else:
         config = _config(args)
         model_name, data = args.model or "lenet5", args.data or "mnist"
+        options = {}
+        if args.aux_logits:
+            if model_name != "googlenet":
+                raise ValueError(f"--aux-logits is for --model googlenet, not {model_name!r}")
+            options["aux_logits"] = True
         dataset = load_dataset(data)
         if config.limit is not None:
             dataset = dataset.limit(config.limit)
         c, h, w = dataset.input_shape
         model = build_model(model_name, num_classes=dataset.num_classes, in_channels=c, input_size=(h, w),
-                            rng=np.random.default_rng(config.seed))
+                            rng=np.random.default_rng(config.seed), **options)
         out = Path(args.out) if args.out else _default_out(model_name, data)
         say(f"convscope: training {model_name} ({model.num_parameters():,} parameters) on {data}: "
             f"{len(dataset.train_images):,} training and {len(dataset.test_images):,} test images "

@@ -10,7 +10,7 @@ from .activations import Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import Module, shapes_only
 from .blocks import (BasicBlock, Bottleneck, Inception, InceptionNaive, ZeroPadShortcut,
                      conv_bn_relu)
-from .containers import Concat, Identity, Residual, Sequential
+from .containers import AuxiliaryClassifier, Concat, Identity, Residual, Sequential
 from .conv import Conv2d
 from .linear import Flatten, Linear
 from .loss import SoftmaxCrossEntropy, log_softmax, softmax
@@ -22,7 +22,7 @@ __all__ = [
     "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "CrossChannelPool",
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "LocalResponseNorm",
-    "Sequential", "Residual", "Concat", "Identity",
+    "Sequential", "Residual", "Concat", "Identity", "AuxiliaryClassifier",
     "InceptionNaive", "Inception", "BasicBlock", "Bottleneck", "ZeroPadShortcut", "conv_bn_relu",
     "shapes_only",
     "SoftmaxCrossEntropy", "softmax", "log_softmax",

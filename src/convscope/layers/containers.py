@@ -6,6 +6,9 @@
 - :class:`Concat` runs branches on the same input and concatenates their outputs along
   channels (an Inception module, notes §2.4); backward splits dy by branch and sums the
   branches' input gradients.
+- :class:`AuxiliaryClassifier` is the identity on the main path with a side classifier
+  that runs in training only (GoogLeNet's auxiliary losses); backward adds the side
+  classifier's input gradient to the main one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 
 from .base import Module
 
-__all__ = ["Sequential", "Residual", "Concat", "Identity"]
+__all__ = ["Sequential", "Residual", "Concat", "Identity", "AuxiliaryClassifier"]
 
 
 def _named(items, kind: str) -> list[tuple[str, Module]]:
@@ -189,3 +192,53 @@ class Concat(Module):
         super().set_input_grad(flag)
         for _, branch in self._branches:
             branch.set_input_grad(flag)
+
+
+class AuxiliaryClassifier(Module):
+    """A training-only side classifier on an intermediate map (GoogLeNet's auxiliary heads).
+
+    forward(x) returns x unchanged. In training mode it also runs ``head`` and keeps the
+    side logits in ``self.logits`` (N, K); in evaluation mode the head does not run. The
+    total loss is L = L_main + weight * L_aux(logits), so the trainer sets ``logits_grad``
+    to weight * dL_aux/dlogits, and backward returns dy + head.backward(logits_grad): the
+    two paths' input gradients add, as at any fork. With no ``logits_grad`` set (a loop
+    that ignores the side loss) backward is the identity. Parameters: ``head.*``.
+    """
+
+    def __init__(self, head: Module, weight: float = 0.3) -> None:
+        super().__init__()
+        if not isinstance(head, Module):
+            raise TypeError(f"AuxiliaryClassifier: head must be a layer, got {type(head).__name__}")
+        if not weight > 0:
+            raise ValueError(f"AuxiliaryClassifier: weight must be positive, got {weight!r}")
+        self.head, self.weight = head, float(weight)
+        self.logits: np.ndarray | None = None
+        self.logits_grad: np.ndarray | None = None
+
+    def children(self):
+        return [("head", self.head)]
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}"
+
+    def output_shape(self, input_shape):
+        self.head.output_shape(input_shape)             # the head must accept the map
+        return tuple(input_shape)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, H, W) -> x; sets ``logits`` (N, K) in training, None in evaluation."""
+        self.logits = self.head.forward(x) if self.training else None
+        self.logits_grad = None
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if self.logits is None or self.logits_grad is None:
+            return dy if self.need_input_grad else None
+        dx_head = self.head.backward(self.logits_grad)
+        if not self.need_input_grad:
+            return None
+        return dy + dx_head
+
+    def set_input_grad(self, flag: bool) -> None:
+        super().set_input_grad(flag)
+        self.head.set_input_grad(flag)

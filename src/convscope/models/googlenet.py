@@ -9,12 +9,20 @@ gives the paper's 5x5 instead, and more parameters).
 
 The pools are torchvision's: 3x3/2 and, before 5a, 2x2/2 max-pools with ``ceil_mode``
 (112 -> 56 -> 28 -> 14 -> 7 at 224), the same windows as torchvision's.
-The auxiliary classifiers (training-only extra losses after 4a and 4d) are not built: the
-layer contract has one output, so ``aux_logits=True`` is refused.
+
+``aux_logits=True`` adds the paper's two auxiliary classifiers, ``aux1`` after 4a and
+``aux2`` after 4d (after 3b and 4a in the small variant): :class:`AuxiliaryClassifier`
+layers that pass the map on unchanged and, in training only, classify it with
+torchvision's InceptionAux head (average pool to 4x4, 1x1 conv to 128 + BN + ReLU, FC 1024,
+ReLU, dropout 0.7, FC). The trainer adds 0.3 x each side loss to the main one, as in the
+paper; evaluation ignores them. 13,004,888 parameters at 3x224x224/1000, as torchvision's
+``googlenet(aux_logits=True)``. The pool is the paper's 5x5/3 (14 -> 4; torchvision's
+adaptive 4x4 pool gives the same size at 224), or 3x3/2 on maps under 14 px.
 
 Small variant (max(H, W) <= 64): a 3x3/1 stem conv to 48 channels, a 3x3/2 pool, Inception
 3a and 3b, a pool, Inception 4a and 4b, all with torchvision's widths divided by 4 (outputs
 64, 120, 128, 128 channels), global average pooling, dropout and FC; 28 -> 14 -> 7 pixels.
+Its auxiliary heads are a quarter as wide too (1x1 conv to 32, FC 256).
 
 Layers: ``conv1, conv1_bn, conv1_relu, maxpool1, conv2, ..., inception3a.branch2.reduce,
 ..., avgpool, dropout, fc``.
@@ -24,7 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import Dropout, GlobalAvgPool2d, Inception, Linear, MaxPool2d, Sequential, conv_bn_relu
+from ..layers import (AuxiliaryClassifier, AvgPool2d, Dropout, Flatten, GlobalAvgPool2d, Inception,
+                      Linear, MaxPool2d, ReLU, Sequential, conv_bn_relu)
 from ._small import check_dropout, use_small_variant
 from .registry import register
 
@@ -49,6 +58,22 @@ _SMALL_MODULES = (
     ("maxpool3", "pool"),
     ("inception4a", 48, 24, 52, 4, 12, 16), ("inception4b", 40, 28, 56, 6, 16, 16),
 )
+
+
+AUX_WEIGHT = 0.3      # Szegedy et al.: "their loss is added to the total loss ... weighted by 0.3"
+
+
+def _aux_head(in_shape: tuple, num_classes: int, small: bool, rng) -> AuxiliaryClassifier:
+    """torchvision's InceptionAux on a (C, H, W) map (see the module docstring)."""
+    c, h, _ = in_shape
+    pool = AvgPool2d(5, stride=3) if h >= 14 else AvgPool2d(3, stride=2)
+    width, hidden = (32, 256) if small else (128, 1024)
+    _, ph, pw = pool.output_shape(in_shape)
+    head = Sequential(("pool", pool), *conv_bn_relu("conv", c, width, 1, bn_eps=BN_EPS, rng=rng),
+                      ("flatten", Flatten()), ("fc1", Linear(width * ph * pw, hidden, rng=rng)),
+                      ("fc1_relu", ReLU()), ("dropout", Dropout(0.7, rng=rng)),
+                      ("fc2", Linear(hidden, num_classes, rng=rng)))
+    return AuxiliaryClassifier(head, AUX_WEIGHT)
 
 
 def _pool(size: int) -> MaxPool2d:
@@ -79,14 +104,14 @@ def googlenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28),
 
     Options: ``small`` (None: by input size; True/False: force), ``dropout`` (p before the
     FC layer; torchvision's 0.2, the paper's 0.4), ``branch3_kernel`` (3 as torchvision, or
-    the paper's 5), ``aux_logits`` (must be False: auxiliary classifiers are not built).
+    the paper's 5), ``aux_logits`` (add the two training-only auxiliary classifiers).
     """
-    if aux_logits:
-        raise ValueError("googlenet: aux_logits=True is not supported; the auxiliary classifiers "
-                         "need a second output, which the one-output layer contract lacks")
     p = check_dropout("googlenet", dropout)
+    if not isinstance(aux_logits, bool):
+        raise ValueError(f"googlenet: aux_logits must be True or False, got {aux_logits!r}")
     is_small = use_small_variant("googlenet", input_size, small)
     layers, c = _stem(in_channels, is_small, rng)
+    aux_after = ("inception3b", "inception4a") if is_small else ("inception4a", "inception4d")
     for name, *widths in _SMALL_MODULES if is_small else INCEPTION_V1:
         if widths == ["pool"]:
             layers.append((name, _pool(3)))
@@ -97,6 +122,10 @@ def googlenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28),
                               branch3_kernel=branch3_kernel, rng=rng)
             layers.append((name, block))
             c = block.out_channels
+            if aux_logits and name in aux_after:
+                shape = Sequential(*layers).output_shape((in_channels,) + tuple(input_size))
+                aux_name = f"aux{aux_after.index(name) + 1}"
+                layers.append((aux_name, _aux_head(shape, num_classes, is_small, rng)))
     layers += [("avgpool", GlobalAvgPool2d()), ("dropout", Dropout(p, rng=rng)),
                ("fc", Linear(c, num_classes, rng=rng))]
     return Sequential(*layers)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data import Dataset, Normalizer, channel_stats, iterate_batches
 from ..data.augment import Augment
-from ..layers import Module, SoftmaxCrossEntropy
+from ..layers import AuxiliaryClassifier, Module, SoftmaxCrossEntropy
 from ..optim import SCHEDULES, make_optimizer, make_schedule
 from ..progress import Progress
 from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
@@ -104,7 +104,9 @@ class Trainer:
     every epoch, for ``resume``), and at the end ``model.npz`` (weights and config) and
     ``metrics.json``. Training batches are augmented as the config says (translations,
     reflections, PCA colour; see :mod:`convscope.data.augment`). ``data_spec`` is recorded so a
-    checkpoint says what it was trained on.
+    checkpoint says what it was trained on. A model with :class:`AuxiliaryClassifier` layers
+    (GoogLeNet with ``aux_logits``) is trained on the main loss plus weight x each side
+    loss, and ``train_loss`` reports that total.
     """
 
     def __init__(self, model: Module, dataset: Dataset, config: TrainConfig, out_dir=None, *,
@@ -130,6 +132,9 @@ class Trainer:
         self.schedule = make_schedule(config.schedule, config.lr, config.epochs * steps_per_epoch,
                                       warmup_steps=int(config.warmup_epochs * steps_per_epoch))
         self.loss_fn = SoftmaxCrossEntropy(config.label_smoothing)
+        # GoogLeNet's side classifiers: each adds weight * its own cross-entropy to the loss.
+        self.aux_losses = [(m, SoftmaxCrossEntropy(config.label_smoothing))
+                           for _, m in model.named_modules() if isinstance(m, AuxiliaryClassifier)]
         self.history: list[dict] = []
         self.start_epoch = 0
 
@@ -174,11 +179,15 @@ class Trainer:
             with np.errstate(over="ignore", invalid="ignore"):     # a diverging loss is reported below
                 logits = model.forward(x)
                 loss = self.loss_fn.forward(logits, y)
+                for aux, aux_loss in self.aux_losses:
+                    loss += aux.weight * aux_loss.forward(aux.logits, y)
             if not math.isfinite(loss):
                 bar.close()
                 raise TrainingDiverged(
                     f"training stopped: the loss became {loss} at epoch {epoch + 1}, batch {step + 1}; "
                     f"no checkpoint was written over; try a lower learning rate (--lr, now {cfg.lr})")
+            for aux, aux_loss in self.aux_losses:
+                aux.logits_grad = aux.weight * aux_loss.backward()
             model.backward(self.loss_fn.backward())
             self.optimizer.lr = self.schedule(epoch * self.steps_per_epoch + step)
             self.optimizer.step()
