@@ -86,7 +86,7 @@ def test_nearest_neighbors_on_a_residual_model_use_the_pooled_features():
     model = build_model("resnet20", 10, 1, (28, 28), rng=np.random.default_rng(0))
     x = np.random.default_rng(3).standard_normal((8, 1, 28, 28)).astype(np.float32)
     result = nearest_neighbors(model, x, np.arange(8) % 2, x[:2], k=2)
-    assert result.layer == "avgpool"
+    assert result.layer == "dropout"
     np.testing.assert_array_equal(result.feature_indices[:, 0], [0, 1])
 
 
@@ -176,3 +176,20 @@ def test_linear_layer_model_has_default_feature_layer():
     result = nearest_neighbors(model, x, np.arange(5), x, np.arange(5), k=1)
     assert result.layer == "flatten"
     assert result.feature_agreement == result.pixel_agreement == 1.0
+
+
+def test_auxiliary_heads_are_not_examined():
+    """GoogLeNet's training-only side heads hold the first Linear in module order; the feature
+    space is still the main path's (the dropout after the global pool, an identity in
+    evaluation, is the leaf before fc), and the heads' layers are refused by name."""
+    from convscope.visualize.probe import feature_layer, find_layer, leaf_layer_names
+
+    rng = np.random.default_rng(0)
+    model = build_model("googlenet", 10, 1, (28, 28), rng=rng, aux_logits=True).eval()
+    assert feature_layer(model) == "dropout"
+    assert not [name for name in leaf_layer_names(model) if name.startswith("aux")]
+    with pytest.raises(ValueError, match="aux1.head.fc1.*training-only"):
+        find_layer(model, "aux1.head.fc1")
+    x = rng.standard_normal((6, 1, 28, 28)).astype(np.float32)
+    result = nearest_neighbors(model, x[:2], np.arange(2), x, np.arange(6), k=2)
+    assert result.layer == "dropout"

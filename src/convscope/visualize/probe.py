@@ -42,14 +42,30 @@ class Probe:
         self.stop_after_forward = False
 
 
+def _training_only(model: Module) -> tuple[str, ...]:
+    """Name prefixes of the auxiliary classifiers' heads, which run in training only."""
+    from ..layers import AuxiliaryClassifier
+    return tuple(f"{name}." for name, m in model.named_modules() if isinstance(m, AuxiliaryClassifier))
+
+
 def find_layer(model: Module, name: str) -> Module:
-    """The module called ``name`` ("" is the whole model); ValueError listing names if unknown."""
-    return model if name == "" else model.get_module(name)
+    """The module called ``name`` ("" is the whole model); ValueError listing names if unknown,
+    or if it sits in a training-only auxiliary classifier (nothing runs there in evaluation)."""
+    if name == "":
+        return model
+    module = model.get_module(name)
+    if name.startswith(_training_only(model)):
+        raise ValueError(f"layer {name!r} belongs to a training-only auxiliary classifier, which does "
+                         f"not run when a model is examined; choose a layer on the main path")
+    return module
 
 
 def leaf_layer_names(model: Module) -> list[str]:
-    """Dotted names of the leaf layers in forward order (the rows of ``convscope summary``)."""
-    return [name for name, module in model.named_modules() if name and not module.children()]
+    """Dotted names of the leaf layers that run in evaluation, in forward order: the rows of
+    ``convscope summary`` less any auxiliary classifier's head."""
+    skip = _training_only(model)
+    return [name for name, module in model.named_modules()
+            if name and not module.children() and not name.startswith(skip)]
 
 
 @contextmanager
