@@ -14,7 +14,24 @@ import numpy as np
 
 from ..layers import Module
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "make_optimizer", "OPTIMIZERS"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "make_optimizer", "OPTIMIZERS", "adam_step"]
+
+
+def adam_step(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float,
+              betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+    """One Adam update (Kingma & Ba, Algorithm 1), in place on ``p``, ``m`` and ``v``.
+
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+    p <- p - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps), with t >= 1 the step count.
+    Elementwise, so it serves a model's parameters and a batch of synthesised images alike.
+    """
+    b1, b2 = betas
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    denom = np.sqrt(v / (1 - b2 ** t)) + eps
+    p -= (lr / (1 - b1 ** t) * m / denom).astype(p.dtype, copy=False)
 
 
 class Optimizer(ABC):
@@ -93,21 +110,12 @@ class Adam(Optimizer):
         self.betas, self.eps = (float(b1), float(b2)), float(eps)
 
     def _update(self, name, p, g):
-        b1, b2 = self.betas
         if self.weight_decay and self.decoupled:
             p *= 1.0 - self.lr * self.weight_decay
         elif self.weight_decay:
             g = g + self.weight_decay * p
-        m = self._slot(name, "exp_avg", p)
-        v = self._slot(name, "exp_avg_sq", p)
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * (g * g)
-        t = self.steps
-        step = self.lr / (1 - b1 ** t)
-        denom = np.sqrt(v / (1 - b2 ** t)) + self.eps
-        p -= (step * m / denom).astype(p.dtype, copy=False)
+        adam_step(p, g, self._slot(name, "exp_avg", p), self._slot(name, "exp_avg_sq", p), self.steps,
+                  self.lr, self.betas, self.eps)
 
 
 class AdamW(Adam):

@@ -9,13 +9,12 @@ disk, then renamed over the target, so a crash never leaves a half-written check
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write, atomic_write_bytes, atomic_write_text
 from ..layers import Module
 from ..models import build_model
 
@@ -28,30 +27,6 @@ _CONFIG_KEY = "__config__"
 
 class CheckpointError(ValueError):
     """A file that is not a readable convscope checkpoint."""
-
-
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    _atomic(Path(path), lambda f: f.write(data))
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_checkpoint(path, model: Module, meta: dict, extra_arrays: dict | None = None) -> None:
@@ -68,7 +43,7 @@ def save_checkpoint(path, model: Module, meta: dict, extra_arrays: dict | None =
         arrays[f"optim/{name}"] = np.asarray(value)
     full = {"format": FORMAT, "version": 1, **meta, "model": config}
     arrays[_CONFIG_KEY] = np.array(json.dumps(full))
-    _atomic(Path(path), lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
