@@ -41,13 +41,17 @@ def test_last_short_batch_is_kept():
     assert num_batches(10, 4) == 3
 
 
-@pytest.mark.parametrize("n, batch_size, fact", [(-1, 2, "n must be a non-negative integer, got -1"),
-                                                 (5, 0, "batch_size must be a positive integer, got 0"),
-                                                 (5, 2.0, "got 2.0"), (3.5, 2, "got 3.5")])
-def test_rejects_bad_sizes(n, batch_size, fact):
-    with pytest.raises(ValueError, match=fact):
+@pytest.mark.parametrize("n, batch_size, error, fact", [
+    (-1, 2, ValueError, "n must be an integer >= 0, got -1"),
+    (5, 0, ValueError, "batch_size must be an integer >= 1, got 0"),
+    (5, 2.0, TypeError, "batch_size must be an integer >= 1, got 2.0"),
+    (3.5, 2, TypeError, "n must be an integer >= 0, got 3.5"),
+    (True, 2, TypeError, "n must be an integer >= 0, got True"),
+])
+def test_rejects_bad_sizes(n, batch_size, error, fact):
+    with pytest.raises(error, match=fact):
         iterate_batches(n, batch_size)                         # raises at the call, not at next()
-    with pytest.raises(ValueError, match=fact):
+    with pytest.raises(error, match=fact):
         num_batches(n, batch_size)
 
 

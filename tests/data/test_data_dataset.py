@@ -24,6 +24,10 @@ def test_properties():
     assert all(type(v) is int for v in ds.input_shape)
 
 
+def test_repr_is_one_line():
+    assert repr(make(n_train=12000)) == "Dataset('toy': 12,000 train / 4 test images of 3x5x6, 3 classes)"
+
+
 def test_limit_keeps_the_test_split():
     ds = make()
     small = ds.limit(4)
@@ -50,6 +54,8 @@ def test_limit_rejects(n):
     (dict(train_labels=np.full(10, -1)), "label -1 is outside"),
     (dict(test_images=np.zeros((4, 3, 5, 5), np.uint8)), "3x5x6 but test images are 3x5x5"),
     (dict(class_names=[]), "no class names"),
+    (dict(class_names=["a"], train_labels=np.zeros(10, np.int64), test_labels=np.zeros(4, np.int64)),
+     "has one class \\('a'\\); a classifier needs at least two classes"),
     (dict(train_images=np.zeros((0, 3, 5, 6), np.uint8), train_labels=np.zeros(0, np.int64)), "no images"),
 ])
 def test_validation(override, fact):

@@ -32,19 +32,23 @@ def test_train_test_layout(tmp_path, write_image):
     ds = load_dataset(tmp_path / "pets")
     assert ds.name == "pets" and ds.class_names == ["cat", "dog"]
     assert ds.train_images.shape == (5, 1, 5, 4) and ds.test_images.shape == (3, 1, 5, 4)
-    assert ds.train_labels.tolist() == [0, 0, 1, 1, 1] and ds.test_labels.tolist() == [0, 0, 1]
+    assert ds.train_labels.tolist() == [0, 0, 1, 1, 1]
+    assert ds.test_labels.tolist() == [0, 1, 0]                # round robin: cat0, dog0, cat1
     np.testing.assert_array_equal(ds.train_images[0, 0], train["cat"][0])
-    np.testing.assert_array_equal(ds.test_images[2, 0], test["dog"][0])
+    np.testing.assert_array_equal(ds.test_images[1, 0], test["dog"][0])
+    np.testing.assert_array_equal(ds.test_images[2, 0], test["cat"][1])
 
 
 def test_holdout_layout_is_deterministic(tmp_path, write_image):
     pixels = make_folder(tmp_path / "shapes", write_image, {"a": 13, "b": 6}, rgb=True)
     ds = load_dataset(tmp_path / "shapes")
     assert ds.input_shape == (3, 5, 4) and ds.class_names == ["a", "b"]
-    # every 6th file sorted by name: a -> img005, img011; b -> img005
+    # every 6th file sorted by name: a -> img005, img011; b -> img005; interleaved a, b, a
     assert len(ds.test_images) == 3 and len(ds.train_images) == 16
-    assert ds.test_labels.tolist() == [0, 0, 1]
-    np.testing.assert_array_equal(ds.test_images[1], pixels["a"][2 * HOLDOUT_EVERY - 1].transpose(2, 0, 1))
+    assert ds.test_labels.tolist() == [0, 1, 0]
+    np.testing.assert_array_equal(ds.test_images[0], pixels["a"][HOLDOUT_EVERY - 1].transpose(2, 0, 1))
+    np.testing.assert_array_equal(ds.test_images[1], pixels["b"][HOLDOUT_EVERY - 1].transpose(2, 0, 1))
+    np.testing.assert_array_equal(ds.test_images[2], pixels["a"][2 * HOLDOUT_EVERY - 1].transpose(2, 0, 1))
     np.testing.assert_array_equal(ds.train_images[5], pixels["a"][6].transpose(2, 0, 1))
     again = load_dataset(tmp_path / "shapes")
     np.testing.assert_array_equal(again.test_images, ds.test_images)
@@ -67,9 +71,9 @@ def test_odd_size_names_the_file(tmp_path, write_image):
 
 
 def test_unreadable_image_names_the_file(tmp_path, write_image):
-    make_folder(tmp_path / "d", write_image, {"a": 6})
+    make_folder(tmp_path / "d", write_image, {"a": 6, "b": 6})
     (tmp_path / "d" / "a" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(DataFormatError, match="cannot read image .*broken.png"):
+    with pytest.raises(DataFormatError, match="broken.png': not a readable PNG/JPEG image"):
         load_dataset(tmp_path / "d")
 
 
@@ -86,7 +90,7 @@ def test_train_without_test(tmp_path, write_image):
 
 
 def test_test_class_unknown_to_train(tmp_path, write_image):
-    make_folder(tmp_path / "d" / "train", write_image, {"a": 2})
+    make_folder(tmp_path / "d" / "train", write_image, {"a": 2, "b": 1})
     make_folder(tmp_path / "d" / "test", write_image, {"a": 1, "zebra": 1})
     with pytest.raises(DataFormatError, match="zebra has no counterpart"):
         load_dataset(tmp_path / "d")

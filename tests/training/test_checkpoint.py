@@ -66,7 +66,7 @@ def test_truncated_checkpoint_is_refused(tmp_path, cut):
 def test_files_that_are_not_checkpoints(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(CheckpointError, match="not a readable convscope checkpoint"):
+    with pytest.raises(CheckpointError, match=r"not a readable convscope checkpoint \(not an .npz file\)"):
         read_checkpoint(text)
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, a=np.zeros(3))

@@ -6,20 +6,15 @@ from typing import Iterator
 
 import numpy as np
 
+from ..validation import check_int
+
 __all__ = ["iterate_batches", "num_batches"]
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        kind = "a positive" if minimum == 1 else "a non-negative"
-        raise ValueError(f"{name} must be {kind} integer, got {value!r}")
-    return int(value)
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     """How many batches :func:`iterate_batches` yields for ``n`` items."""
-    n = _check_int("n", n, 0)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    n = check_int(n, "n", minimum=0)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
@@ -31,8 +26,8 @@ def iterate_batches(n: int, batch_size: int, rng: np.random.Generator | None = N
     last, shorter batch is yielded unless ``drop_last``. Arguments are checked at the call,
     not at the first ``next``.
     """
-    n = _check_int("n", n, 0)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    n = check_int(n, "n", minimum=0)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
     if rng is None:

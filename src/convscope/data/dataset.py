@@ -12,14 +12,15 @@ from .errors import DataFormatError
 __all__ = ["Dataset"]
 
 
-@dataclass(eq=False)          # arrays have no single truth value: compare by identity
+@dataclass(eq=False, repr=False)   # arrays have no single truth value: compare by identity
 class Dataset:
     """A train / test split of images with integer class labels.
 
     ``train_images`` and ``test_images`` are uint8 arrays (N, C, H, W) with the same
     (C, H, W); ``train_labels`` and ``test_labels`` are int64 arrays (N,) whose values
-    lie in ``range(len(class_names))``. Everything is checked on construction and a
-    problem raises :class:`DataFormatError`.
+    lie in ``range(len(class_names))``, with at least two class names (a classifier of one
+    class learns nothing). Everything is checked on construction and a problem raises
+    :class:`DataFormatError`.
     """
 
     name: str
@@ -33,6 +34,9 @@ class Dataset:
         self.class_names = [str(c) for c in self.class_names]
         if not self.class_names:
             raise DataFormatError(f"dataset {self.name!r} has no class names")
+        if len(self.class_names) < 2:
+            raise DataFormatError(f"dataset {self.name!r} has one class ({self.class_names[0][:40]!r}); a "
+                                  f"classifier needs at least two classes")
         for split in ("train", "test"):
             self._check_split(split)
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
@@ -57,6 +61,11 @@ class Dataset:
             bad = low if low < 0 else high
             raise DataFormatError(f"{where} label {bad} is outside 0..{self.num_classes - 1} "
                                   f"(the dataset has {self.num_classes} class names)")
+
+    def __repr__(self) -> str:
+        """One line, e.g. ``Dataset('mnist': 60,000 train / 10,000 test images of 1x28x28, 10 classes)``."""
+        return (f"Dataset({self.name!r}: {len(self.train_images):,} train / {len(self.test_images):,} test "
+                f"images of {_shape_text(self.input_shape)}, {self.num_classes} classes)")
 
     @property
     def num_classes(self) -> int:

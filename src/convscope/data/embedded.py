@@ -57,6 +57,9 @@ def load_embedded(name: str) -> Dataset:
     sums = _read_sums(folder, name)
     raw = {role: _read_verified(folder, f"{base}.gz", sums, name) for role, base in IDX_FILES.items()}
     sources = {role: f"{name}/{base}.gz (embedded)" for role, base in IDX_FILES.items()}
-    arrays = {role: parse_idx(read_maybe_gzip(data, sources[role]), sources[role])
-              for role, data in raw.items()}
+    try:
+        arrays = {role: parse_idx(read_maybe_gzip(data, sources[role]), sources[role])
+                  for role, data in raw.items()}
+    except MemoryError:
+        raise DataFormatError(f"the embedded {name} copy is too large to load in memory") from None
     return idx_dataset(name, arrays, sources, class_names=[str(d) for d in range(10)])

@@ -4,10 +4,16 @@ Two layouts are accepted:
 
 - ``DIR/train/CLASS/*.png`` and ``DIR/test/CLASS/*.png``: the split is given;
 - ``DIR/CLASS/*.png``: a deterministic holdout, every ``HOLDOUT_EVERY``-th file of each class
-  (sorted by name) goes to the test split.
+  (sorted by name: the 6th, 12th, ...) goes to the test split, the others to training.
 
-Class names are the sorted sub-folder names. All images must share one size; they are read
-as grayscale ("L", one channel) when every file is grayscale, else as RGB (three channels).
+Class names are the sorted sub-folder names; there must be at least two. Training images
+come class by class, each class's files sorted by name. Test images are interleaved round
+robin over the classes (the first test file of each class in class order, then the second
+of each, ...), so the first test images, the ones tools show by default, cover several classes.
+
+Every file is read by :func:`convscope.data.read_image` (bounded before decoding; 16-bit,
+palette and alpha images as documented there). All images must share one size; they are
+read as one channel when every file is grayscale, else as RGB (three channels).
 """
 
 from __future__ import annotations
@@ -18,22 +24,12 @@ import numpy as np
 
 from .dataset import Dataset
 from .errors import DataFormatError
+from .images import pillow, image_shape, read_image
 
 __all__ = ["IMAGE_SUFFIXES", "HOLDOUT_EVERY", "is_image_folder", "load_image_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 HOLDOUT_EVERY = 6          # every 6th image of a class is a test image: a 5:1 train / test split
-_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-
-
-def _pillow():
-    """Pillow's Image module, imported only when an image folder is read."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataFormatError('reading an image folder needs Pillow: '
-                              'pip install "convscope[pictures]"') from None
-    return Image
 
 
 def _visible_dirs(directory: Path) -> list[Path]:
@@ -60,11 +56,25 @@ def _class_files(directory: Path) -> dict[str, list[Path]]:
     if not classes:
         raise DataFormatError(f"no class folders in {directory}: expected one sub-folder of PNG/JPEG "
                               f"images per class")
+    if len(classes) < 2:
+        raise DataFormatError(f"image folder {directory} has one class folder ({next(iter(classes))}); a "
+                              f"classifier needs at least two classes: add a sub-folder of images per class")
     empty = [name for name, files in classes.items() if not files]
     if empty:
         raise DataFormatError(f"class folder {directory / empty[0]} has no PNG/JPEG images; "
                               f"add images or remove the folder")
     return classes
+
+
+def _held_out(k: int) -> bool:
+    """Whether a class's k-th file (0-based, sorted by name) is a test image in the holdout layout."""
+    return k % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+
+
+def _round_robin(per_class: list[list]) -> list:
+    """The items of all classes interleaved: each class's first item in class order, then each second, ..."""
+    longest = max(map(len, per_class), default=0)
+    return [items[k] for k in range(longest) for items in per_class if k < len(items)]
 
 
 def _split_files(directory: Path) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
@@ -83,14 +93,13 @@ def _split_files(directory: Path) -> tuple[list[str], list[tuple[Path, int]], li
                                   f"{directory / 'train'}; the test classes must be training classes")
         classes = sorted(train)
         pairs_train = [(f, i) for i, c in enumerate(classes) for f in train[c]]
-        pairs_test = [(f, i) for i, c in enumerate(classes) for f in test.get(c, [])]
+        pairs_test = _round_robin([[(f, i) for f in test.get(c, [])] for i, c in enumerate(classes)])
     else:
         files = _class_files(directory)
         classes = sorted(files)
-        pairs_train, pairs_test = [], []
-        for i, c in enumerate(classes):
-            for k, f in enumerate(files[c]):
-                (pairs_test if k % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else pairs_train).append((f, i))
+        pairs_train = [(f, i) for i, c in enumerate(classes) for k, f in enumerate(files[c]) if not _held_out(k)]
+        pairs_test = _round_robin([[(f, i) for k, f in enumerate(files[c]) if _held_out(k)]
+                                   for i, c in enumerate(classes)])
     if not pairs_test:
         raise DataFormatError(f"image folder {directory} gives no test images: the holdout takes every "
                               f"{HOLDOUT_EVERY}th image of a class, so give a class at least {HOLDOUT_EVERY} "
@@ -98,51 +107,44 @@ def _split_files(directory: Path) -> tuple[list[str], list[tuple[Path, int]], li
     return classes, pairs_train, pairs_test
 
 
-def _survey(files: list[Path]) -> tuple[tuple[int, int], bool]:
-    """The common (width, height) of ``files`` and whether all are grayscale; reads headers only."""
-    image_module = _pillow()
-    size, first, gray = None, None, True
+def _survey(files: list[Path]) -> tuple[int, int, int]:
+    """(C, H, W) for ``files``: C = 1 if every file is grayscale, else 3; reads headers only."""
+    channels, first, size = 1, None, None
     for path in files:
-        try:
-            with image_module.open(path) as img:
-                this_size, mode = img.size, img.mode
-        except (OSError, ValueError) as err:     # UnidentifiedImageError is an OSError
-            raise DataFormatError(f"cannot read image {path}: {err}") from None
-        if size is None:
-            size, first = this_size, path
-        elif this_size != size:
-            raise DataFormatError(f"image {path} is {this_size[0]}x{this_size[1]} but {first} is "
-                                  f"{size[0]}x{size[1]}; all images must share one size (resize them first)")
-        gray = gray and mode in _GRAY_MODES
-    return size, gray
+        c, h, w = image_shape(path)
+        if first is None:
+            first, size = path, (h, w)
+        elif (h, w) != size:
+            raise DataFormatError(f"image {path} is {w}x{h} but {first} is {size[1]}x{size[0]}; all images "
+                                  f"must share one size (resize them first)")
+        channels = max(channels, c)
+    return channels, size[0], size[1]
 
 
-def _read_images(pairs: list[tuple[Path, int]], size: tuple[int, int],
-                 gray: bool) -> tuple[np.ndarray, np.ndarray]:
+def _read_images(pairs: list[tuple[Path, int]], shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, C, H, W) uint8 and labels (N,) int64 for the (file, label) pairs."""
-    image_module = _pillow()
-    width, height = size
-    channels, mode = (1, "L") if gray else (3, "RGB")
-    images = np.empty((len(pairs), channels, height, width), dtype=np.uint8)
+    images = np.empty((len(pairs), *shape), dtype=np.uint8)
     for k, (path, _) in enumerate(pairs):
-        try:
-            with image_module.open(path) as img:
-                pixels = np.asarray(img.convert(mode), dtype=np.uint8)     # (H, W) or (H, W, 3)
-        except (OSError, ValueError) as err:
-            raise DataFormatError(f"cannot read image {path}: {err}") from None
-        images[k] = pixels[None] if gray else pixels.transpose(2, 0, 1)
-    labels = np.array([label for _, label in pairs], dtype=np.int64)
-    return images, labels
+        pixels = read_image(path, channels=shape[0])               # (C, H, W)
+        if pixels.shape != shape:                                   # the file changed since the survey
+            raise DataFormatError(f"image {path} is {pixels.shape[2]}x{pixels.shape[1]}, not "
+                                  f"{shape[2]}x{shape[1]} like the others; all images must share one size")
+        images[k] = pixels
+    return images, np.array([label for _, label in pairs], dtype=np.int64)
 
 
 def load_image_folder(directory: Path, name: str | None = None) -> Dataset:
     """The dataset in an image folder (see the module docstring for the two layouts)."""
     directory = Path(directory)
-    _pillow()                                    # fail early, before walking the folders
+    pillow()                                    # fail early, before walking the folders
     classes, pairs_train, pairs_test = _split_files(directory)
-    size, gray = _survey([f for f, _ in pairs_train + pairs_test])
-    train_images, train_labels = _read_images(pairs_train, size, gray)
-    test_images, test_labels = _read_images(pairs_test, size, gray)
+    shape = _survey([f for f, _ in pairs_train + pairs_test])
+    try:
+        train_images, train_labels = _read_images(pairs_train, shape)
+        test_images, test_labels = _read_images(pairs_test, shape)
+    except MemoryError:
+        raise DataFormatError(f"image folder {directory}: {len(pairs_train) + len(pairs_test)} images of "
+                              f"{'x'.join(map(str, shape))} are too many to load in memory") from None
     return Dataset(name=name or directory.resolve().name, train_images=train_images,
                    train_labels=train_labels, test_images=test_images, test_labels=test_labels,
                    class_names=classes)
