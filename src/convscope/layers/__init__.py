@@ -4,10 +4,13 @@ Every layer follows one contract (see :class:`~convscope.layers.base.Module`):
 ``y = layer.forward(x)`` (or ``layer(x)``), ``dx = layer.backward(dy)``; ``layer.params``
 and ``layer.grads`` are dicts with the same keys; ``layer.train()`` / ``layer.eval()``.
 Tensors are NCHW; weights use PyTorch's layouts, so they move between the two as-is.
+Initialisers live in :mod:`convscope.layers.init` and are passed in as ``init=``;
+``layer.register_forward_hook(fn)`` observes or replaces a layer's output.
 """
 
+from . import init
 from .activations import Dropout, LeakyReLU, ReLU, Sigmoid, Tanh
-from .base import Module, shapes_only
+from .base import HookHandle, Module, shapes_only
 from .blocks import (BasicBlock, Bottleneck, Inception, InceptionNaive, ZeroPadShortcut,
                      conv_bn_relu)
 from .containers import AuxiliaryClassifier, Concat, Identity, Residual, Sequential
@@ -18,7 +21,7 @@ from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .pooling import AvgPool2d, CrossChannelPool, GlobalAvgPool2d, MaxPool2d
 
 __all__ = [
-    "Module", "Conv2d", "Linear", "Flatten",
+    "Module", "HookHandle", "init", "Conv2d", "Linear", "Flatten",
     "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "CrossChannelPool",
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "LocalResponseNorm",

@@ -13,6 +13,8 @@ learned (BatchNorm's running statistics). Containers expose their children throu
 
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,7 +22,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["Module", "as_pair", "check_positive", "default_rng", "shapes_only", "init_param"]
+from ..validation import is_int
+
+__all__ = ["Module", "HookHandle", "as_pair", "check_positive", "default_rng", "shapes_only", "init_param"]
 
 
 def default_rng(rng: np.random.Generator | None) -> np.random.Generator:
@@ -34,17 +38,15 @@ def default_rng(rng: np.random.Generator | None) -> np.random.Generator:
 
 def as_pair(value, name: str) -> tuple[int, int]:
     """Turn an int or an (h, w) pair into a pair of ints, naming ``name`` in errors."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
-    ):
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    pair = (value, value) if is_int(value) else value
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(is_int(v) for v in pair)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
 def check_positive(value, name: str, allow_zero: bool = False) -> None:
-    """Raise ValueError unless every entry of ``value`` is > 0 (>= 0 with ``allow_zero``)."""
+    """Raise ValueError unless every entry of an int pair from :func:`as_pair` is > 0 (>= 0
+    with ``allow_zero``); single arguments go through :func:`convscope.validation.check_int`."""
     values = value if isinstance(value, tuple) else (value,)
     low = 0 if allow_zero else 1
     if any(v < low for v in values):
@@ -81,13 +83,74 @@ def init_param(shape: tuple[int, ...], dtype, make: Callable[[], np.ndarray]) ->
     return make()
 
 
+class HookHandle:
+    """What :meth:`Module.register_forward_hook` returns: ``remove()`` takes the hook off
+    (a second call does nothing); as a context manager it removes the hook on exit."""
+
+    __slots__ = ("_hooks",)
+
+    def __init__(self, hooks: dict) -> None:
+        self._hooks = hooks
+
+    def remove(self) -> None:
+        self._hooks.pop(self, None)
+
+    def __enter__(self) -> "HookHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def _with_forward_hooks(forward: Callable) -> Callable:
+    """Wrap a subclass's ``forward`` so that the instance's forward hooks run after it.
+
+    With no hook registered the cost is one attribute check (and the wrapper's call). The
+    hooks run once, in the wrapper of the class's own ``forward`` (``type(self).forward``),
+    so a ``forward`` that calls ``super().forward(x)`` does not run them twice.
+    """
+    def run_hooks(self, x, out):
+        for hook in tuple(self._forward_hooks.values()):     # a hook may remove itself
+            replaced = hook(self, x, out)
+            if replaced is not None:
+                out = replaced
+        return out
+
+    if list(inspect.signature(forward).parameters) == ["self", "x"]:    # the layer contract
+        def hooked(self, x):
+            out = forward(self, x)
+            if self._forward_hooks and type(self).forward is hooked:
+                out = run_hooks(self, x, out)
+            return out
+    else:                                                  # a forward with more arguments
+        def hooked(self, x, *args, **kwargs):
+            out = forward(self, x, *args, **kwargs)
+            if self._forward_hooks and type(self).forward is hooked:
+                out = run_hooks(self, x, out)
+            return out
+
+    return functools.wraps(forward)(hooked)
+
+
 class Module(ABC):
     """Base class: parameters, buffers, train/eval mode and dotted names.
 
     Subclasses implement ``forward``, ``backward`` and ``output_shape``; containers also
     override ``children``. ``need_input_grad`` lets a trainer skip the input gradient of a
     model's first layer (``backward`` then returns None).
+
+    Forward hooks (:meth:`register_forward_hook`) observe or replace a module's output
+    however it is called: ``module(x)``, ``module.forward(x)`` or by a container.
     """
+
+    # Forward hooks of this instance, {handle: hook} in registration order; None until the
+    # first is registered. Never pickled, copied or saved (see __getstate__).
+    _forward_hooks: dict | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = _with_forward_hooks(cls.__dict__["forward"])
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -114,6 +177,45 @@ class Module(ABC):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
+
+    # -- hooks --------------------------------------------------------------------------
+    def register_forward_hook(self, hook: Callable[["Module", np.ndarray, np.ndarray], np.ndarray | None]
+                              ) -> HookHandle:
+        """Call ``hook(module, input, output)`` after every forward of this module.
+
+        ``input`` is the array ``forward`` received and ``output`` the one it returned; a hook
+        that returns an array replaces the output (what the next layer sees), None keeps it.
+        Hooks run in registration order, each seeing the previous one's output, whether the
+        module is called as ``module(x)``, ``module.forward(x)`` or by a container. A hook
+        may raise to end the forward pass early. Backward is untouched: it uses what the
+        layer cached, i.e. the gradient of the original output.
+
+        Hooks belong to this instance only; copies, pickles and ``state_dict`` leave them
+        out. Returns a :class:`HookHandle`; ``handle.remove()`` takes the hook off.
+
+        >>> import numpy as np
+        >>> from convscope.layers import ReLU, Sequential
+        >>> relu = ReLU()
+        >>> model = Sequential(relu)
+        >>> with relu.register_forward_hook(lambda m, x, y: 2 * y):
+        ...     model.forward(np.ones((1, 2))).tolist()
+        [[2.0, 2.0]]
+        >>> model.forward(np.ones((1, 2))).tolist()
+        [[1.0, 1.0]]
+        """
+        if not callable(hook):
+            raise TypeError(f"register_forward_hook: hook must be callable, got {hook!r}")
+        if self._forward_hooks is None:
+            self._forward_hooks = {}
+        handle = HookHandle(self._forward_hooks)
+        self._forward_hooks[handle] = hook
+        return handle
+
+    def __getstate__(self) -> dict:
+        """The instance's state for pickle and copy, without its forward hooks."""
+        state = self.__dict__.copy()
+        state.pop("_forward_hooks", None)
+        return state
 
     # -- structure --------------------------------------------------------------------
     def children(self) -> list[tuple[str, "Module"]]:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_int
 from ._windows import chwn_empty
 from .activations import ReLU
-from .base import Module, check_positive
+from .base import Module
 from .containers import Concat, Identity, Residual, Sequential
 from .conv import Conv2d
 from .normalization import BatchNorm2d
@@ -32,10 +33,9 @@ SHORTCUTS = ("projection", "zero_pad")
 
 
 def _check_widths(kind: str, **widths) -> None:
+    """Every keyword an int >= 1; the error names ``kind``, the keyword and its value."""
     for name, value in widths.items():
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-            raise TypeError(f"{kind}: {name} must be an int, got {value!r}")
-        check_positive(value, f"{kind}: {name}")
+        check_int(value, f"{kind}: {name}", minimum=1)
 
 
 def conv_bn_relu(prefix: str, in_channels: int, out_channels: int, kernel_size, stride=1,

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_int
 from ._windows import col2im, conv_out_size, im2col
-from .base import Module, as_pair, check_positive, default_rng, init_param
+from .base import Module, as_pair, check_positive, default_rng
+from .init import he_normal, make_weight
 
-__all__ = ["Conv2d", "he_normal"]
-
-
-def he_normal(shape: tuple[int, ...], fan_in: int, rng: np.random.Generator, dtype) -> np.ndarray:
-    """He et al. 2015 initialisation, N(0, 2 / fan_in): keeps ReLU activations' scale with depth."""
-    return init_param(shape, dtype,
-                      lambda: (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype))
+__all__ = ["Conv2d", "he_normal"]      # he_normal lives in .init; re-exported for old imports
 
 
 class Conv2d(Module):
@@ -26,17 +22,17 @@ class Conv2d(Module):
     ``groups`` splits the C input and F output channels into that many independent halves,
     quarters, ... (AlexNet's two-GPU split): output group g sees only input group g.
     Parameters: ``weight`` (F, C/groups, KH, KW) and ``bias`` (F,), PyTorch's layout.
+    ``init`` draws the weight (see :mod:`convscope.layers.init`; default He normal with
+    fan_in = C/groups * KH * KW); the bias starts at zero.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 groups: int = 1, bias: bool = True, *, rng: np.random.Generator | None = None,
-                 dtype=np.float32) -> None:
+                 groups: int = 1, bias: bool = True, *, init=he_normal,
+                 rng: np.random.Generator | None = None, dtype=np.float32) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("groups", groups)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise TypeError(f"Conv2d: {name} must be an int, got {value!r}")
-            check_positive(value, f"Conv2d: {name}")
+            check_int(value, f"Conv2d: {name}", minimum=1)
         self.kernel_size = as_pair(kernel_size, "Conv2d: kernel_size")
         self.stride = as_pair(stride, "Conv2d: stride")
         self.padding = as_pair(padding, "Conv2d: padding")
@@ -48,9 +44,9 @@ class Conv2d(Module):
                              f"and out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         kh, kw = self.kernel_size
-        fan_in = in_channels // groups * kh * kw
         rng = default_rng(rng)
-        self.params["weight"] = he_normal((out_channels, in_channels // groups, kh, kw), fan_in, rng, dtype)
+        self.params["weight"] = make_weight(init, (out_channels, in_channels // groups, kh, kw), rng,
+                                            dtype, "Conv2d")
         if bias:
             self.params["bias"] = np.zeros(out_channels, dtype=dtype)
         self._cache = None

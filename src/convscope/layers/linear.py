@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_int
 from ._windows import chwn_empty
-from .base import Module, check_positive, default_rng
-from .conv import he_normal
+from .base import Module, default_rng
+from .init import he_normal, make_weight
 
 __all__ = ["Linear", "Flatten"]
 
@@ -17,18 +18,19 @@ class Linear(Module):
     x: (N, in_features) -> y: (N, out_features). Parameters ``weight`` (out, in) and
     ``bias`` (out,), PyTorch's layout. The notes' point: for a flattened W x H x 3 image,
     in_features = 3WH, so a layer of similar width holds about (3WH)^2 weights.
+
+    ``init`` draws the weight (see :mod:`convscope.layers.init`; default He normal, or e.g.
+    ``init=normal(0.01)`` for a network's output layer); the bias starts at zero.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, init=he_normal,
                  rng: np.random.Generator | None = None, dtype=np.float32) -> None:
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise TypeError(f"Linear: {name} must be an int, got {value!r}")
-            check_positive(value, f"Linear: {name}")
+            check_int(value, f"Linear: {name}", minimum=1)
         self.in_features, self.out_features = int(in_features), int(out_features)
         rng = default_rng(rng)
-        self.params["weight"] = he_normal((out_features, in_features), in_features, rng, dtype)
+        self.params["weight"] = make_weight(init, (out_features, in_features), rng, dtype, "Linear")
         if bias:
             self.params["bias"] = np.zeros(out_features, dtype=dtype)
         self._x = None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, check_positive
+from ..validation import check_int
+from .base import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LocalResponseNorm"]
 
@@ -23,9 +24,7 @@ class _BatchNorm(Module):
                  dtype=np.float32) -> None:
         super().__init__()
         kind = type(self).__name__
-        if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool):
-            raise TypeError(f"{kind}: num_features must be an int, got {num_features!r}")
-        check_positive(num_features, f"{kind}: num_features")
+        check_int(num_features, f"{kind}: num_features", minimum=1)
         if not eps > 0:
             raise ValueError(f"{kind}: eps must be positive, got {eps!r}")
         if not 0.0 <= momentum <= 1.0:
@@ -114,9 +113,7 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
         super().__init__()
-        if not isinstance(size, (int, np.integer)) or isinstance(size, bool):
-            raise TypeError(f"LocalResponseNorm: size must be an int, got {size!r}")
-        check_positive(size, "LocalResponseNorm: size")
+        check_int(size, "LocalResponseNorm: size", minimum=1)
         self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
 
     def extra_repr(self) -> str:

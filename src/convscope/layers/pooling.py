@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_int
 from ._windows import chwn_empty, conv_out_size, offsets, pad_spatial
 from .base import Module, as_pair, check_positive
 
@@ -184,9 +185,7 @@ class CrossChannelPool(Module):
 
     def __init__(self, pool_size: int, mode: str = "max") -> None:
         super().__init__()
-        if not isinstance(pool_size, (int, np.integer)) or isinstance(pool_size, bool):
-            raise TypeError(f"CrossChannelPool: pool_size must be an int, got {pool_size!r}")
-        check_positive(pool_size, "CrossChannelPool: pool_size")
+        check_int(pool_size, "CrossChannelPool: pool_size", minimum=1)
         if mode not in ("max", "avg"):
             raise ValueError(f"CrossChannelPool: mode must be 'max' or 'avg', got {mode!r}")
         self.pool_size, self.mode = int(pool_size), mode

@@ -1,12 +1,17 @@
-"""Helpers shared by the model builders: full-size or small-input variant, option checks."""
+"""Helpers shared by the model builders: full-size or small-input variant, output-layer init.
+
+Options are checked with :mod:`convscope.validation` (``check_probability(dropout,
+"vgg16: dropout")``, ``check_int(width, "resnet18: width", minimum=1)``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..layers import Module
+from ..layers.init import normal
 
-__all__ = ["SMALL_MAX_SIDE", "use_small_variant", "check_dropout", "check_width", "flat_features"]
+__all__ = ["SMALL_MAX_SIDE", "OUTPUT_STD", "OUTPUT_INIT", "use_small_variant", "flat_features"]
 
 # Inputs whose longer side is at most this get an architecture's small variant (MNIST's
 # 28x28, CIFAR's 32x32, 64x64 thumbnails); larger ones get the full ImageNet layout.
@@ -22,16 +27,16 @@ def use_small_variant(name: str, input_size, small) -> bool:
     raise ValueError(f"{name}: small must be True, False or None (by input size), got {small!r}")
 
 
-def check_dropout(name: str, p) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-        raise ValueError(f"{name}: dropout must be a probability in [0, 1), got {p!r}")
-    return float(p)
-
-
-def check_width(name: str, width) -> int:
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-        raise ValueError(f"{name}: width must be a positive int, got {width!r}")
-    return int(width)
+# The standard deviation of every model's output-layer weights (the Linear that gives the
+# logits): small logits start training from near-uniform class probabilities, a loss near
+# ln(classes). He-scaled output weights started LeNet-5 at a loss of 3.3-9.9 and the CIFAR
+# ResNets at up to 12 (ln 10 = 2.3); AlexNet's first large gradients then silenced every
+# ReLU at lr 0.05. Krizhevsky et al.'s N(0, 0.01) (AlexNet §5) still leaves AlexNet's small
+# variant, whose pools and dropout grow the activations, with logits of std ~1 in training
+# mode (a first loss of 2.5-3.1); a tenth of it starts every zoo model within 0.06 of
+# ln 10 (tests/models/test_initial_loss.py).
+OUTPUT_STD = 0.001
+OUTPUT_INIT = normal(OUTPUT_STD)
 
 
 def flat_features(name: str, features: Module, in_channels: int, input_size) -> int:

@@ -10,8 +10,12 @@ Both use an 11x11/4 first filter with padding 2 (at 224 and at the paper's 227 t
 55 or 56 wide, 27 after the pool), overlapping 3x3/2 max-pools after conv1, conv2 and conv5,
 which leave a 6x6 map at 224 (torchvision's adaptive 6x6 pool is then the identity and is
 left out: other sizes simply change fc6's input), dropout before fc6 and fc7 and a
-4096-4096-classes classifier. Weights are He-initialised except fc8's, drawn from the
-paper's N(0, 0.01) so that training starts from near-uniform class probabilities.
+4096-4096-classes classifier. Weights are He-initialised except fc8's, drawn from
+N(0, 0.001) like every zoo model's output layer (``init=OUTPUT_INIT``, see ``models._small``)
+so that training starts from near-uniform class probabilities: He-scaled logits start with a
+standard deviation near 7 on the small variant (the overlapping max-pools and dropout's
+1/(1-p) grow the activations layer by layer), and the first large gradients then silenced
+every ReLU at lr 0.05. The paper's N(0, 0.01) still leaves them near 1 in training mode.
 
 Small variant (max(H, W) <= 64; MNIST, CIFAR): the same sequence with a 5x5/1 first filter
 (padding 2), widths 32-64-96-96-64 and a 256-256-classes classifier; at 28x28 the pools
@@ -30,8 +34,9 @@ import numpy as np
 
 from ..layers import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU,
                       Sequential)
-from ..layers.base import default_rng, init_param
-from ._small import check_dropout, flat_features, use_small_variant
+from ..layers.base import default_rng
+from ..validation import check_probability
+from ._small import OUTPUT_INIT, flat_features, use_small_variant
 from .registry import register
 
 __all__ = ["alexnet", "alexnet_original"]
@@ -67,23 +72,8 @@ def _lrn() -> LocalResponseNorm:
     return LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
 
 
-def _output_layer(n_in: int, n_out: int, rng: np.random.Generator) -> Linear:
-    """fc8 with Krizhevsky et al.'s N(0, 0.01) weights (§5 of the paper) instead of He's.
-
-    He-scaled logits start with a standard deviation near 7 on the small variant (the
-    overlapping max-pools and dropout's 1/(1-p) grow the activations layer by layer); the
-    first large gradients then silenced every ReLU at lr 0.05 and the network never left
-    chance. Small output weights start the loss at ln(classes) and the default recipe trains.
-    """
-    layer = Linear(n_in, n_out, rng=rng)
-    w = layer.params["weight"]
-    layer.params["weight"] = init_param(
-        w.shape, w.dtype, lambda: (rng.standard_normal(w.shape) * 0.01).astype(w.dtype))
-    return layer
-
-
 def _alexnet(name, specs, fc, num_classes, in_channels, input_size, rng, dropout) -> Sequential:
-    p = check_dropout(name, dropout)
+    p = check_probability(dropout, f"{name}: dropout")
     rng = default_rng(rng)
     layers, c = [], in_channels
     for i, s in enumerate(specs, start=1):
@@ -99,7 +89,7 @@ def _alexnet(name, specs, fc, num_classes, in_channels, input_size, rng, dropout
     classifier = Sequential(
         ("drop6", Dropout(p, rng=rng)), ("fc6", Linear(n_flat, fc[0], rng=rng)), ("relu6", ReLU()),
         ("drop7", Dropout(p, rng=rng)), ("fc7", Linear(fc[0], fc[1], rng=rng)), ("relu7", ReLU()),
-        ("fc8", _output_layer(fc[1], num_classes, rng)),
+        ("fc8", Linear(fc[1], num_classes, init=OUTPUT_INIT, rng=rng)),     # N(0, 0.001)
     )
     return Sequential(("features", features), ("flatten", Flatten()), ("classifier", classifier))
 

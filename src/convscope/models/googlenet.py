@@ -24,6 +24,9 @@ Small variant (max(H, W) <= 64): a 3x3/1 stem conv to 48 channels, a 3x3/2 pool,
 64, 120, 128, 128 channels), global average pooling, dropout and FC; 28 -> 14 -> 7 pixels.
 Its auxiliary heads are a quarter as wide too (1x1 conv to 32, FC 256).
 
+Weights are He-initialised except those of the layers that give logits (``fc`` and the
+auxiliary heads' ``fc2``), N(0, 0.001) (``models._small.OUTPUT_INIT``).
+
 Layers: ``conv1, conv1_bn, conv1_relu, maxpool1, conv2, ..., inception3a.branch2.reduce,
 ..., avgpool, dropout, fc``.
 """
@@ -34,7 +37,8 @@ import numpy as np
 
 from ..layers import (AuxiliaryClassifier, AvgPool2d, Dropout, Flatten, GlobalAvgPool2d, Inception,
                       Linear, MaxPool2d, ReLU, Sequential, conv_bn_relu)
-from ._small import check_dropout, use_small_variant
+from ..validation import check_probability
+from ._small import OUTPUT_INIT, use_small_variant
 from .registry import register
 
 __all__ = ["googlenet", "INCEPTION_V1"]
@@ -72,7 +76,7 @@ def _aux_head(in_shape: tuple, num_classes: int, small: bool, rng) -> AuxiliaryC
     head = Sequential(("pool", pool), *conv_bn_relu("conv", c, width, 1, bn_eps=BN_EPS, rng=rng),
                       ("flatten", Flatten()), ("fc1", Linear(width * ph * pw, hidden, rng=rng)),
                       ("fc1_relu", ReLU()), ("dropout", Dropout(0.7, rng=rng)),
-                      ("fc2", Linear(hidden, num_classes, rng=rng)))
+                      ("fc2", Linear(hidden, num_classes, init=OUTPUT_INIT, rng=rng)))
     return AuxiliaryClassifier(head, AUX_WEIGHT)
 
 
@@ -106,7 +110,7 @@ def googlenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28),
     FC layer; torchvision's 0.2, the paper's 0.4), ``branch3_kernel`` (3 as torchvision, or
     the paper's 5), ``aux_logits`` (add the two training-only auxiliary classifiers).
     """
-    p = check_dropout("googlenet", dropout)
+    p = check_probability(dropout, "googlenet: dropout")
     if not isinstance(aux_logits, bool):
         raise ValueError(f"googlenet: aux_logits must be True or False, got {aux_logits!r}")
     is_small = use_small_variant("googlenet", input_size, small)
@@ -127,5 +131,5 @@ def googlenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28),
                 aux_name = f"aux{aux_after.index(name) + 1}"
                 layers.append((aux_name, _aux_head(shape, num_classes, is_small, rng)))
     layers += [("avgpool", GlobalAvgPool2d()), ("dropout", Dropout(p, rng=rng)),
-               ("fc", Linear(c, num_classes, rng=rng))]
+               ("fc", Linear(c, num_classes, init=OUTPUT_INIT, rng=rng))]
     return Sequential(*layers)

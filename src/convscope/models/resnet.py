@@ -21,6 +21,11 @@ size). Shortcuts default to the paper's option A, a parameter-free :class:`ZeroP
 (subsample, pad channels with zeros; its backward is exact), which gives the paper's 0.27M
 parameters for resnet20 (269,722 with 10 classes); ``shortcut="projection"`` gives option B.
 
+Every builder comes from one factory and a row of :data:`IMAGENET_DEPTHS` or
+:data:`CIFAR_DEPTHS` (as VGG's from its configurations): a new depth is one new row.
+Weights are He-initialised except the output layer ``fc``'s, N(0, 0.001)
+(``models._small.OUTPUT_INIT``).
+
 Options: ``small`` (None: by input size; True/False: force; ImageNet family only), ``width``
 (base width of the first stage), ``shortcut`` ("projection" or "zero_pad").
 Layers: ``conv1, bn1, relu1, [maxpool,] layer1.0.conv1, layer1.0.bn1, ..., layer1.0.shortcut,
@@ -29,19 +34,34 @@ layer1.0.relu2, ..., avgpool, fc``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..layers import (BasicBlock, BatchNorm2d, Bottleneck, Conv2d, GlobalAvgPool2d, Linear,
                       MaxPool2d, ReLU, Sequential)
-from ._small import check_width, use_small_variant
+from ..validation import check_int
+from ._small import OUTPUT_INIT, use_small_variant
 from .registry import register
 
 __all__ = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
            "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "make_resnet"]
 
-# Blocks per stage (He et al. Table 1).
-IMAGENET_DEPTHS = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)),
-                   50: (Bottleneck, (3, 4, 6, 3)), 101: (Bottleneck, (3, 4, 23, 3)),
-                   152: (Bottleneck, (3, 8, 36, 3))}
-CIFAR_DEPTHS = (20, 32, 44, 56, 110)     # 6n + 2 with n = 3, 5, 7, 9, 18
+
+class ImageNetDepth(NamedTuple):
+    block: type                         # BasicBlock or Bottleneck
+    blocks_per_stage: tuple[int, ...]   # He et al. Table 1
+    parameters: str                     # torchvision's count at 3x224x224 with 1000 classes
+
+
+IMAGENET_DEPTHS = {
+    18: ImageNetDepth(BasicBlock, (2, 2, 2, 2), "11,689,512"),
+    34: ImageNetDepth(BasicBlock, (3, 4, 6, 3), "21,797,672"),
+    50: ImageNetDepth(Bottleneck, (3, 4, 6, 3), "25,557,032"),
+    101: ImageNetDepth(Bottleneck, (3, 4, 23, 3), "44,549,160"),
+    152: ImageNetDepth(Bottleneck, (3, 8, 36, 3), "60,192,808"),
+}
+# CIFAR networks (§4.2), 6n + 2 layers: depth -> what the description adds (Table 6's count
+# is quoted for resnet20 only).
+CIFAR_DEPTHS = {20: " (269,722 parameters with 10 classes)", 32: "", 44: "", 56: "", 110: ""}
 # Stems: conv kernel, conv stride, whether a 3x3/2 max-pool follows.
 STEMS = {"imagenet": (7, 2, True), "small": (3, 1, True), "cifar": (3, 1, False)}
 
@@ -72,104 +92,56 @@ def make_resnet(block, blocks_per_stage, widths, num_classes: int, in_channels: 
             stage.append((str(b), unit))
             c = unit.out_channels
         layers.append((f"layer{s + 1}", Sequential(*stage)))
-    layers += [("avgpool", GlobalAvgPool2d()), ("fc", Linear(c, num_classes, rng=rng))]
+    layers += [("avgpool", GlobalAvgPool2d()), ("fc", Linear(c, num_classes, init=OUTPUT_INIT, rng=rng))]
     return Sequential(*layers)
 
 
-def _imagenet(depth, num_classes, in_channels, input_size, rng, small, width, shortcut):
-    name = f"resnet{depth}"
-    is_small = use_small_variant(name, input_size, small)
-    base = check_width(name, width if width is not None else (16 if is_small else 64))
-    block, depths = IMAGENET_DEPTHS[depth]
-    widths = tuple(base * 2 ** i for i in range(4))
-    return make_resnet(block, depths, widths, num_classes, in_channels,
-                       stem="small" if is_small else "imagenet", shortcut=shortcut, rng=rng)
+def _imagenet_builder(depth: int):
+    """Register the builder of ResNet-``depth`` from its row of :data:`IMAGENET_DEPTHS`."""
+    name, row = f"resnet{depth}", IMAGENET_DEPTHS[depth]
+    blocks = "basic blocks" if row.block is BasicBlock else "bottlenecks"
+    kind = "basic" if row.block is BasicBlock else "bottleneck"
 
-
-def _cifar(depth, num_classes, in_channels, rng, width, shortcut):
-    name = f"resnet{depth}"
-    base = check_width(name, width if width is not None else 16)
-    n = (depth - 2) // 6
-    return make_resnet(BasicBlock, (n, n, n), (base, 2 * base, 4 * base), num_classes, in_channels,
-                       stem="cifar", shortcut=shortcut, rng=rng)
-
-
-def _desc(depth: int, count: str) -> str:
-    kind = "basic" if depth < 50 else "bottleneck"
-    return (f"ResNet-{depth}, torchvision layout, {kind} blocks ({count} parameters at "
-            f"3x224x224/1000); small inputs: 3x3/1 stem conv, widths 16-32-64-128")
-
-
-def _cifar_desc(depth: int) -> str:
-    return (f"ResNet-{depth}, He et al. §4.2 CIFAR network ({(depth - 2) // 6} basic blocks per "
-            f"stage, 16-32-64), zero-padding shortcuts (option A)")
-
-
-@register("resnet18", _desc(18, "11,689,512"))
-def resnet18(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
-             width=None, shortcut="projection"):
-    """ResNet-18 (basic blocks 2-2-2-2); variants and options in the module docstring."""
-    return _imagenet(18, num_classes, in_channels, input_size, rng, small, width, shortcut)
-
-
-@register("resnet34", _desc(34, "21,797,672"))
-def resnet34(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
-             width=None, shortcut="projection"):
-    """ResNet-34 (basic blocks 3-4-6-3); variants and options in the module docstring."""
-    return _imagenet(34, num_classes, in_channels, input_size, rng, small, width, shortcut)
-
-
-@register("resnet50", _desc(50, "25,557,032"))
-def resnet50(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
-             width=None, shortcut="projection"):
-    """ResNet-50 (bottlenecks 3-4-6-3); variants and options in the module docstring."""
-    return _imagenet(50, num_classes, in_channels, input_size, rng, small, width, shortcut)
-
-
-@register("resnet101", _desc(101, "44,549,160"))
-def resnet101(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
+    def build(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
               width=None, shortcut="projection"):
-    """ResNet-101 (bottlenecks 3-4-23-3); variants and options in the module docstring."""
-    return _imagenet(101, num_classes, in_channels, input_size, rng, small, width, shortcut)
+        is_small = use_small_variant(name, input_size, small)
+        base = check_int(width if width is not None else (16 if is_small else 64), f"{name}: width",
+                         minimum=1)
+        widths = tuple(base * 2 ** i for i in range(4))
+        return make_resnet(row.block, row.blocks_per_stage, widths, num_classes, in_channels,
+                           stem="small" if is_small else "imagenet", shortcut=shortcut, rng=rng)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = (f"ResNet-{depth} ({blocks} {'-'.join(map(str, row.blocks_per_stage))}); "
+                     f"variants and options in the module docstring.")
+    return register(name, f"ResNet-{depth}, torchvision layout, {kind} blocks ({row.parameters} "
+                          f"parameters at 3x224x224/1000); small inputs: 3x3/1 stem conv, "
+                          f"widths 16-32-64-128")(build)
 
 
-@register("resnet152", _desc(152, "60,192,808"))
-def resnet152(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, small=None,
-              width=None, shortcut="projection"):
-    """ResNet-152 (bottlenecks 3-8-36-3); variants and options in the module docstring."""
-    return _imagenet(152, num_classes, in_channels, input_size, rng, small, width, shortcut)
+def _cifar_builder(depth: int):
+    """Register the builder of the CIFAR ResNet-``depth`` (n = (depth - 2) / 6 blocks a stage)."""
+    name, n = f"resnet{depth}", (depth - 2) // 6
 
-
-@register("resnet20", _cifar_desc(20) + " (269,722 parameters with 10 classes)")
-def resnet20(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
-             shortcut="zero_pad"):
-    """ResNet-20 (n = 3), He et al. §4.2; options in the module docstring."""
-    return _cifar(20, num_classes, in_channels, rng, width, shortcut)
-
-
-@register("resnet32", _cifar_desc(32))
-def resnet32(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
-             shortcut="zero_pad"):
-    """ResNet-32 (n = 5), He et al. §4.2; options in the module docstring."""
-    return _cifar(32, num_classes, in_channels, rng, width, shortcut)
-
-
-@register("resnet44", _cifar_desc(44))
-def resnet44(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
-             shortcut="zero_pad"):
-    """ResNet-44 (n = 7), He et al. §4.2; options in the module docstring."""
-    return _cifar(44, num_classes, in_channels, rng, width, shortcut)
-
-
-@register("resnet56", _cifar_desc(56))
-def resnet56(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
-             shortcut="zero_pad"):
-    """ResNet-56 (n = 9), He et al. §4.2; options in the module docstring."""
-    return _cifar(56, num_classes, in_channels, rng, width, shortcut)
-
-
-@register("resnet110", _cifar_desc(110))
-def resnet110(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
+    def build(num_classes=10, in_channels=1, input_size=(28, 28), rng=None, *, width=None,
               shortcut="zero_pad"):
-    """ResNet-110 (n = 18), He et al. §4.2; options in the module docstring."""
-    return _cifar(110, num_classes, in_channels, rng, width, shortcut)
+        base = check_int(width if width is not None else 16, f"{name}: width", minimum=1)
+        return make_resnet(BasicBlock, (n, n, n), (base, 2 * base, 4 * base), num_classes, in_channels,
+                           stem="cifar", shortcut=shortcut, rng=rng)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"ResNet-{depth} (n = {n}), He et al. §4.2; options in the module docstring."
+    return register(name, f"ResNet-{depth}, He et al. §4.2 CIFAR network ({n} basic blocks per stage, "
+                          f"16-32-64), zero-padding shortcuts (option A){CIFAR_DEPTHS[depth]}")(build)
+
+
+resnet18 = _imagenet_builder(18)
+resnet34 = _imagenet_builder(34)
+resnet50 = _imagenet_builder(50)
+resnet101 = _imagenet_builder(101)
+resnet152 = _imagenet_builder(152)
+resnet20 = _cifar_builder(20)
+resnet32 = _cifar_builder(32)
+resnet44 = _cifar_builder(44)
+resnet56 = _cifar_builder(56)
+resnet110 = _cifar_builder(110)

@@ -7,6 +7,7 @@ max-pool after every stage, then fc 4096 -> 4096 -> classes with ReLU and dropou
 At 3x224x224 with 1000 classes vgg16 has 138,357,544 parameters (torchvision's count; at
 224 the map is 7x7, where torchvision's adaptive 7x7 pool is the identity and is left out).
 The ``_bn`` models add BatchNorm2d after every convolution (before the ReLU), as torchvision.
+Weights are He-initialised except fc8's, N(0, 0.001) (``models._small.OUTPUT_INIT``).
 
 Small variant (max(H, W) <= 64): the same stages and conv counts with widths 16-32-64-128-128
 and pools after stages 1-3 only (28 -> 14 -> 7 -> 3; 32 -> 16 -> 8 -> 4), so stages 4 and 5
@@ -22,7 +23,8 @@ Layers: ``features.conv1_1, [bn1_1,] relu1_1, ..., pool1, ..., conv5_k, relu5_k,
 from __future__ import annotations
 
 from ..layers import BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
-from ._small import check_dropout, flat_features, use_small_variant
+from ..validation import check_probability
+from ._small import OUTPUT_INIT, flat_features, use_small_variant
 from .registry import register
 
 __all__ = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
@@ -35,7 +37,7 @@ _SMALL = dict(widths=(16, 32, 64, 128, 128), pools=(1, 2, 3), fc=(256, 256))
 
 def _vgg(depth, batch_norm, num_classes, in_channels, input_size, rng, small, dropout) -> Sequential:
     name = f"vgg{depth}" + ("_bn" if batch_norm else "")
-    p = check_dropout(name, dropout)
+    p = check_probability(dropout, f"{name}: dropout")
     cfg = _SMALL if use_small_variant(name, input_size, small) else _FULL
     layers, c = [], in_channels
     for stage, (n_convs, width) in enumerate(zip(CONFIGS[depth], cfg["widths"]), start=1):
@@ -54,7 +56,7 @@ def _vgg(depth, batch_norm, num_classes, in_channels, input_size, rng, small, dr
     classifier = Sequential(
         ("fc6", Linear(n_flat, fc6, rng=rng)), ("relu6", ReLU()), ("drop6", Dropout(p, rng=rng)),
         ("fc7", Linear(fc6, fc7, rng=rng)), ("relu7", ReLU()), ("drop7", Dropout(p, rng=rng)),
-        ("fc8", Linear(fc7, num_classes, rng=rng)),
+        ("fc8", Linear(fc7, num_classes, init=OUTPUT_INIT, rng=rng)),     # N(0, 0.001)
     )
     return Sequential(("features", features), ("flatten", Flatten()), ("classifier", classifier))
 
