@@ -1,4 +1,4 @@
-"""convscope.visualize.actmax and the shared image priors (notes §3, issue #5 technique 5).
+"""convscope.visualize.actmax and the shared image priors (notes §3).
 
 Sanity test of the issue: activation maximisation reaches a target activation well above
 the largest that any real test image produces. Also: seeded runs repeat exactly, the image

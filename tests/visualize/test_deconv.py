@@ -1,4 +1,4 @@
-"""convscope.visualize.deconv: Zeiler & Fergus deconvnet projections (notes §3, issue #5 technique 4).
+"""convscope.visualize.deconv: Zeiler & Fergus deconvnet projections (notes §3).
 
 Sanity tests of the issue: the projection has the input's shape and is zero outside the kept
 unit's receptive field (the window comes from summarize()'s rf / jump / start), and with no
@@ -15,7 +15,7 @@ import pytest
 from convscope.layers import BasicBlock, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, ReLU, Sequential
 from convscope.summary import summarize
 from convscope.visualize.deconv import DeconvResult, deconv
-from convscope.visualize.probe import input_gradient, layer_output
+from convscope.visualize.probe import backprop_from, layer_output
 
 
 def field_window(row, position, image_hw):
@@ -70,7 +70,7 @@ def test_without_relu_below_the_layer_deconvnet_is_the_plain_gradient(trained):
     seed = np.zeros_like(out)
     for n, (i, j) in enumerate(result.positions):
         seed[n, 2, i, j] = out[n, 2, i, j]
-    gradient, _ = input_gradient(model, x, "conv1", seed, rule="gradient")
+    gradient, _ = backprop_from(model, x, "conv1", seed, rule="gradient")
     np.testing.assert_allclose(result.projections, gradient, rtol=1e-6, atol=1e-7)
 
     conv = model.get_module("conv1")
@@ -92,7 +92,7 @@ def test_rectification_changes_projections_above_a_relu(trained):
     out = layer_output(model, x, "conv2")
     seed = np.zeros_like(out)
     seed[np.arange(4), result.units, result.positions[:, 0], result.positions[:, 1]] = result.activations
-    gradient, _ = input_gradient(model, x, "conv2", seed, rule="gradient")
+    gradient, _ = backprop_from(model, x, "conv2", seed, rule="gradient")
     assert not np.allclose(result.projections, gradient)
 
 
@@ -117,7 +117,7 @@ def test_top_keeps_the_strongest_activations_together(trained):
     for n in range(3):
         seed[n, 0, order[n]] = out[n, order[n]]
     seed = seed.reshape(3, 6, 28, 28)
-    expected, _ = input_gradient(model, x, "conv1", seed)
+    expected, _ = backprop_from(model, x, "conv1", seed)
     np.testing.assert_allclose(top3.projections, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(top3.activations, out.max(axis=1))
 

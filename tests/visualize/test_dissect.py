@@ -1,4 +1,4 @@
-"""Semantic interpretation of units (notes §3, issue #5 technique 8)."""
+"""Semantic interpretation of units (notes §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Filters, feature maps and activation sparsity (notes §3, issue #5 techniques 1 and 2)."""
+"""Filters, feature maps and activation sparsity (notes §3)."""
 
 from __future__ import annotations
 
@@ -139,11 +139,12 @@ def test_sparsity_defaults_to_relus_and_matches_per_layer_counts(trained):
 
 def test_sparsity_grows_from_the_first_relu(trained):
     """Notes §3: responses get sparser with depth. On the trained LeNet-5 (300 test images)
-    relu1 is about 0.38 zero, relu2 0.95, relu3 and relu4 about 0.70: every deeper ReLU is
-    sparser than the first, but the trend is not monotone (the fully-connected ReLUs are
-    less sparse than relu2), so only the first claim is tested."""
+    relu1 is about 0.53 zero, relu2 0.84, relu3 0.62 and relu4 0.68 (with the old He-initialised
+    output layer: 0.38, 0.95, 0.70, 0.70): every deeper ReLU is sparser than the first, but the
+    trend is not monotone (the fully-connected ReLUs are less sparse than relu2), so only the
+    first claim is tested."""
     rows = {r.layer: r.fraction_zero for r in sparsity(trained.model, trained.x_test[:300])}
-    assert all(rows[name] > rows["relu1"] + 0.2 for name in ("relu2", "relu3", "relu4"))
+    assert all(rows[name] > rows["relu1"] + 0.05 for name in ("relu2", "relu3", "relu4")), rows
 
 
 def test_sparsity_of_chosen_layers_and_of_a_model_without_relu(trained):

@@ -1,4 +1,4 @@
-"""convscope.visualize.inversion and the TV prior (notes §3, issue #5 technique 7).
+"""convscope.visualize.inversion and the TV prior (notes §3).
 
 Sanity test of the issue: the reconstruction from a late layer is classified as the
 original's class for most test images, and the relative feature error falls well below its
@@ -49,17 +49,23 @@ def test_images_stay_in_range_and_batches_and_seeds(trained):
     assert free.settings["pixel_low"] == pytest.approx([float(x.min())])
 
 
-def test_all_zero_code_is_refused():
+def test_an_all_zero_code_gives_nan_errors_and_the_other_images_are_still_inverted():
+    """One dead image (its code all zero after the ReLU) has no relative error: NaN for it,
+    while the image beside it in the batch is inverted as usual."""
     model = Sequential(("flatten", Flatten()), ("fc", Linear(4, 3)), ("relu", ReLU()))
     model.get_module("fc").params["weight"][:] = -1.0
-    x = np.ones((2, 1, 2, 2), dtype=np.float32)                    # fc output -4 < 0: relu gives 0
-    with pytest.raises(ValueError, match=r"all zero for image\(s\) \[0, 1\]"):
-        invert(model, x, "relu", steps=2)
+    model.get_module("fc").params["bias"][:] = 0.0
+    x = np.stack([np.ones((1, 2, 2)), -np.ones((1, 2, 2))]).astype(np.float32)   # codes 0 and 4
+    result = invert(model, x, "relu", steps=30, lr=0.1, init_scale=0.5)
+    assert np.isnan(result.relative_error[0]) and np.all(np.isnan(result.history[:, 0]))
+    assert np.isfinite(result.relative_error[1]) and np.all(np.isfinite(result.history[:, 1]))
+    assert result.relative_error[1] < 0.5 * result.history[0, 1]
+    assert np.all(np.isfinite(result.images))
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
     (dict(layer="fc9"), ValueError, ["fc9", "relu4"]),
-    (dict(layer=None), TypeError, ["None"]),
+    (dict(layer=3), TypeError, ["layer", "3"]),
     (dict(layer="fc2", steps=-3), ValueError, ["steps", "-3"]),
     (dict(layer="fc2", lr=0), ValueError, ["lr", "0"]),
     (dict(layer="fc2", tv=float("nan")), ValueError, ["tv", "nan"]),

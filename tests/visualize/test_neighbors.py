@@ -182,7 +182,7 @@ def test_auxiliary_heads_are_not_examined():
     """GoogLeNet's training-only side heads hold the first Linear in module order; the feature
     space is still the main path's (the dropout after the global pool, an identity in
     evaluation, is the leaf before fc), and the heads' layers are refused by name."""
-    from convscope.visualize.probe import feature_layer, find_layer, leaf_layer_names
+    from convscope.visualize.core import feature_layer, find_layer, leaf_layer_names
 
     rng = np.random.default_rng(0)
     model = build_model("googlenet", 10, 1, (28, 28), rng=rng, aux_logits=True).eval()

@@ -9,9 +9,10 @@ import pytest
 
 from convscope.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, softmax
 from convscope.models import available_models, build_model
-from convscope.visualize.attribution import grad_cam, integrated_gradients, occlusion, resize_bilinear
-from convscope.visualize.saliency import (gradient_saliency, guided_backprop, input_gradients,
-                                          normalize_map, smoothgrad)
+from convscope.visualize.attribution import grad_cam, integrated_gradients
+from convscope.visualize.display import normalize_map, resize_bilinear
+from convscope.visualize.occlusion import occlusion
+from convscope.visualize.saliency import gradient_saliency, guided_backprop, input_gradients, smoothgrad
 
 
 def tiny_cnn(dtype=np.float32, seed=0) -> Sequential:
@@ -254,8 +255,8 @@ def test_results_do_not_depend_on_the_batch_size(method):
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda m, x: input_gradients(m, x, batch_size=0), ValueError, "batch_size must be at least 1, got 0"),
-    (lambda m, x: input_gradients(m, x, batch_size="8"), TypeError, "batch_size must be an int, got '8'"),
+    (lambda m, x: input_gradients(m, x, batch_size=0), ValueError, "batch_size must be an integer >= 1, got 0"),
+    (lambda m, x: input_gradients(m, x, batch_size="8"), TypeError, "batch_size must be an integer >= 1, got '8'"),
     (lambda m, x: input_gradients(m, x, rule="guided-ish"), ValueError, "'guided-ish'"),
     (lambda m, x: input_gradients(m, x, target=5), ValueError, "target class 5 is out of range"),
     (lambda m, x: input_gradients(m, x, target=-1), ValueError, "non-negative, got -1"),
@@ -263,16 +264,16 @@ def test_results_do_not_depend_on_the_batch_size(method):
     (lambda m, x: input_gradients(m, x, target=1.5), TypeError, "got float"),
     (lambda m, x: input_gradients(m, x.astype(np.int64)), TypeError, "dtype int64"),
     (lambda m, x: input_gradients(m, x[0]), ValueError, r"\(1, 8, 8\)"),
-    (lambda m, x: smoothgrad(m, x, samples=0), ValueError, "samples must be at least 1, got 0"),
+    (lambda m, x: smoothgrad(m, x, samples=0), ValueError, "samples must be an integer >= 1, got 0"),
     (lambda m, x: smoothgrad(m, x, noise=-0.1), ValueError, "noise must be .* got -0.1"),
     (lambda m, x: smoothgrad(m, x, rng=42), TypeError, "numpy.random.Generator, got int"),
-    (lambda m, x: integrated_gradients(m, x, steps=0), ValueError, "steps must be at least 1, got 0"),
+    (lambda m, x: integrated_gradients(m, x, steps=0), ValueError, "steps must be an integer >= 1, got 0"),
     (lambda m, x: integrated_gradients(m, x, baseline=np.zeros((3, 3))), ValueError, r"\(3, 3\)"),
     (lambda m, x: integrated_gradients(m, x, baseline="black"), TypeError, "got str"),
-    (lambda m, x: grad_cam(m, x, 3), TypeError, "got int"),
+    (lambda m, x: grad_cam(m, x, 3), TypeError, "layer must be a dotted layer name .* got 3"),
     (lambda m, x: occlusion(m, x, window=9), ValueError, r"window \(9, 9\) is larger"),
-    (lambda m, x: occlusion(m, x, stride=0), ValueError, "stride must be positive"),
-    (lambda m, x: occlusion(m, x, fill=float("nan")), ValueError, "fill must be finite, got nan"),
+    (lambda m, x: occlusion(m, x, stride=0), ValueError, r"stride must be an int or a pair of ints >= 1, got 0"),
+    (lambda m, x: occlusion(m, x, fill=float("nan")), ValueError, "fill must be a finite number, got nan"),
     (lambda m, x: occlusion(m, x, target=7), ValueError, "target class 7 is out of range"),
 ])
 def test_arguments_are_checked(call, error, message):

@@ -22,14 +22,13 @@ small images out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
-from ..layers import Module
-from .probe import evaluation_mode, find_layer, input_gradient, layer_output
-from .regularizers import (Adam, check_count, check_real, gaussian_blur, pixel_bounds, random_shift, roll,
-                           total_variation)
+from ..validation import check_int, check_real, is_int
+from .core import check_layer, resolve
+from .probe import backprop_from, evaluation_mode, layer_output
+from .regularizers import Adam, gaussian_blur, pixel_bounds, random_shift, roll, total_variation
 
 __all__ = ["ActMaxResult", "activation_maximization"]
 
@@ -49,7 +48,7 @@ class ActMaxResult:
 
 def _check_shape(input_shape) -> tuple[int, int, int]:
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else (input_shape,)
-    if len(shape) != 3 or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in shape):
+    if len(shape) != 3 or not all(is_int(s) and s > 0 for s in shape):
         raise ValueError(f"input_shape must be (C, H, W) with positive ints, got {input_shape!r}")
     return tuple(int(s) for s in shape)
 
@@ -62,7 +61,7 @@ def _unit_seed(layer: str, out_shape: tuple[int, ...], unit) -> np.ndarray:
     if len(out_shape) == 1:
         if isinstance(unit, tuple):
             raise ValueError(f"{what} outputs {out_shape[0]} features; unit must be one int, got {unit!r}")
-        f = check_count("unit", unit, minimum=0)
+        f = check_int(unit, "unit", minimum=0)
         if f >= out_shape[0]:
             raise ValueError(f"unit {f} is out of range: {what} has {out_shape[0]} features (0..{out_shape[0] - 1})")
         seed[0, f] = 1.0
@@ -74,7 +73,7 @@ def _unit_seed(layer: str, out_shape: tuple[int, ...], unit) -> np.ndarray:
     index = tuple(unit) if isinstance(unit, (tuple, list)) else (unit,)
     if len(index) not in (1, 3):
         raise ValueError(f"unit must be a channel or a (channel, row, col) triple, got {unit!r}")
-    index = tuple(check_count("unit", i, minimum=0) for i in index)
+    index = tuple(check_int(i, "unit", minimum=0) for i in index)
     for value, size, axis in zip(index, out_shape, ("channels", "rows", "columns")):
         if value >= size:
             raise ValueError(f"unit {unit!r} is out of range: {what} has {size} {axis} (0..{size - 1}), "
@@ -86,16 +85,17 @@ def _unit_seed(layer: str, out_shape: tuple[int, ...], unit) -> np.ndarray:
     return seed
 
 
-def activation_maximization(model: Module, layer: str, unit, input_shape, steps: int = 256,
+def activation_maximization(model, layer: str | None = None, unit=None, input_shape=None, steps: int = 256,
                             lr: float = 0.1, l2: float = 1e-3, jitter: int = 1, tv: float = 0.005,
                             blur_every: int = 8, blur_sigma: float = 0.5, seed: int = 0,
                             init_scale: float = 0.5, normalizer=None) -> ActMaxResult:
     """An input (C, H, W) that maximises one unit of ``layer``, by regularised gradient ascent.
 
-    ``unit``: for a conv-like layer (output (C, H, W)) a channel ``c`` (its spatial mean is
-    maximised) or a position ``(c, i, j)``; for a linear layer (output (F,)) a feature index;
-    ``layer`` "" is the model's logits, so ``unit`` is then a class score. ``input_shape`` is
-    one image's (C, H, W).
+    ``model``: a Classifier (then ``input_shape`` and ``normalizer`` default to its own) or
+    a Module (then ``input_shape``, one image's (C, H, W), is required). ``layer``: a dotted
+    name; None or "" is the model's logits, so ``unit`` is then a class. ``unit``: for a
+    conv-like layer (output (C, H, W)) a channel ``c`` (its spatial mean is maximised) or a
+    position ``(c, i, j)``; for a linear layer (output (F,)) a feature index.
 
     Each of ``steps`` steps: draw a shift of up to ``jitter`` px per axis, take the unit's
     gradient at the rolled image and roll it back, add the penalties' gradients (``l2``
@@ -113,24 +113,31 @@ def activation_maximization(model: Module, layer: str, unit, input_shape, steps:
     jitter 1 px, tv 0.005, blur sigma 0.5 px every 8 steps, start noise 0.5) were tuned on
     LeNet-5 / MNIST.
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a convscope Module, got {type(model).__name__}")
-    if not isinstance(layer, str):
-        raise TypeError(f"layer must be a dotted layer name (str; \"\" for the logits), got {layer!r}")
-    find_layer(model, layer)                                 # ValueError listing the known names
+    model, _, clf = resolve(model, images_needed=False)
+    layer = "" if layer is None else check_layer(model, layer)
+    if unit is None:
+        raise TypeError("activation_maximization needs unit=: a class for the logits, a channel (or a "
+                        "(channel, row, col) position) for a convolution, a feature for a linear layer")
+    if input_shape is None:
+        if clf is None:
+            raise TypeError("activation_maximization on a bare Module needs input_shape=(C, H, W); "
+                            "a Classifier knows its own")
+        input_shape = clf.input_shape
+    if normalizer is None and clf is not None:
+        normalizer = clf.normalizer
     shape = _check_shape(input_shape)
-    settings = dict(layer=layer, unit=unit, input_shape=shape, seed=check_count("seed", seed, minimum=0),
-                    steps=check_count("steps", steps),
-                    lr=check_real("lr", lr, strict=True),
-                    l2=check_real("l2", l2),
-                    jitter=check_count("jitter", jitter, minimum=0),
-                    tv=check_real("tv", tv),
-                    blur_every=check_count("blur_every", blur_every, minimum=0),
-                    blur_sigma=check_real("blur_sigma", blur_sigma),
-                    init_scale=check_real("init_scale", init_scale))
+    settings = dict(layer=layer, unit=unit, input_shape=shape, seed=check_int(seed, "seed", minimum=0),
+                    steps=check_int(steps, "steps", minimum=1),
+                    lr=check_real(lr, "lr", minimum=0.0, strict=True),
+                    l2=check_real(l2, "l2", minimum=0.0),
+                    jitter=check_int(jitter, "jitter", minimum=0),
+                    tv=check_real(tv, "tv", minimum=0.0),
+                    blur_every=check_int(blur_every, "blur_every", minimum=0),
+                    blur_sigma=check_real(blur_sigma, "blur_sigma", minimum=0.0),
+                    init_scale=check_real(init_scale, "init_scale", minimum=0.0))
     low, high = pixel_bounds(normalizer, shape[0])           # (C, 1, 1) each
     settings.update(pixel_low=low.ravel().tolist(), pixel_high=high.ravel().tolist())
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(settings["seed"])
     with evaluation_mode(model):
         x = np.zeros((1, *shape), dtype=np.float32)          # (1, C, H, W)
         out_seed = _unit_seed(layer, layer_output(model, x, layer).shape[1:], unit)
@@ -141,7 +148,7 @@ def activation_maximization(model: Module, layer: str, unit, input_shape, steps:
     return ActMaxResult(image=x[0], activation=final, history=history, settings=settings)
 
 
-def _ascend(model: Module, layer: str, x: np.ndarray, out_seed: np.ndarray, settings: dict,
+def _ascend(model, layer: str, x: np.ndarray, out_seed: np.ndarray, settings: dict,
             rng: np.random.Generator, bounds) -> tuple[np.ndarray, np.ndarray]:
     """The regularised ascent from x (1, C, H, W); returns the final image and the history."""
     low, high = bounds
@@ -152,7 +159,7 @@ def _ascend(model: Module, layer: str, x: np.ndarray, out_seed: np.ndarray, sett
         if t and blur_every and sigma and t % blur_every == 0:
             x = gaussian_blur(x, sigma)                       # before a step: the result is never just blurred
         shift = random_shift(rng, settings["jitter"])
-        grad, out = input_gradient(model, roll(x, shift), layer, out_seed)
+        grad, out = backprop_from(model, roll(x, shift), layer, out_seed)
         history[t] = np.sum(out * out_seed, dtype=np.float64)
         grad = roll(grad, (-shift[0], -shift[1]))             # d a / d x at the unshifted image
         if settings["l2"]:

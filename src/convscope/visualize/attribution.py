@@ -1,17 +1,16 @@
-"""Attribution maps (notes §3, saliency): integrated gradients, Grad-CAM and occlusion.
+"""Attribution maps (notes §3, saliency): integrated gradients and Grad-CAM.
 
-The conventions are those of :mod:`~convscope.visualize.saliency`: pure functions of a model
-and inputs ``x`` (N, C, H, W) in model space, evaluation mode, raw signed arrays, batches of
-at most ``batch_size`` images, ``target`` None / int / int array (N,), and the target logit as
-the score (occlusion alone uses the softmax probability, as Zeiler & Fergus did).
+The conventions are those of :mod:`~convscope.visualize.saliency`: ``method(model, images,
+...)`` with a Classifier and raw images or a Module and model-space floats (N, C, H, W),
+evaluation mode, unscaled arrays, batches of at most ``batch_size`` images, ``target``
+None / int / int array (N,), and the target logit as the score. Occlusion, which needs no
+gradient, is in :mod:`~convscope.visualize.occlusion`.
 
 - :func:`integrated_gradients` (Sundararajan, Taly & Yan 2017, "Axiomatic attribution for
   deep networks"): the gradient integrated along the straight path from a baseline to x,
   times (x - baseline); the attributions sum to f(x) - f(baseline) ("completeness").
 - :func:`grad_cam` (Selvaraju et al. 2017, "Grad-CAM"): a layer's feature maps weighted by
   the spatial mean of d score / d activation, rectified.
-- :func:`occlusion` (Zeiler & Fergus 2014, "Visualizing and understanding convolutional
-  networks", §4.2): how much the class probability drops when a window is blanked out.
 """
 
 from __future__ import annotations
@@ -20,13 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..layers import Module, softmax
-from ..layers.base import as_pair, check_positive
-from .probe import evaluation_mode, probe
-from .saliency import (accumulate, batches, check_classes, check_images, check_int, check_real,
-                       check_target, logit_gradient, one_hot, predict, resolve_targets)
+from ..validation import check_int
+from .core import accumulate, batches, check_layer, check_target, last_conv, one_hot, resolve, resolve_targets
+from .display import resize_bilinear
+from .probe import evaluation_mode, logit_gradient, probe
 
-__all__ = ["IGResult", "integrated_gradients", "GradCamResult", "grad_cam", "occlusion", "resize_bilinear"]
+__all__ = ["IGResult", "integrated_gradients", "GradCamResult", "grad_cam"]
 
 
 # -- integrated gradients --------------------------------------------------------------------
@@ -77,9 +75,9 @@ def _trapezoid(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return alphas, weights
 
 
-def integrated_gradients(model: Module, x: np.ndarray, target=None, baseline=None, steps: int = 50,
+def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50,
                          batch_size: int = 64) -> IGResult:
-    """Integrated gradients (Sundararajan et al. 2017) of the target logit, (N, C, H, W).
+    """Integrated gradients (Sundararajan et al. 2017) of the target logit, (N, C, H, W), signed.
 
     attr = (x - b) * integral_0^1 d f(b + a (x - b)) / dx da, by the trapezoid rule with
     ``steps`` intervals (steps + 1 gradient passes per image). ``baseline`` b is None, a
@@ -91,9 +89,9 @@ def integrated_gradients(model: Module, x: np.ndarray, target=None, baseline=Non
     default baseline at most 0.8% (mean 0.3%) at 50 steps; from black, the path crosses more
     ReLU kinks: at most 4.4% at 50 steps, 1.7% at 100.
     """
-    x = check_images(x)
-    steps = check_int(steps, "steps")
-    batch_size = check_int(batch_size, "batch_size")
+    model, x, _ = resolve(model, x)
+    steps = check_int(steps, "steps", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     base = _baseline(baseline, x)                                      # (N, C, H, W)
     alphas, weights = _trapezoid(steps)                                # (M,), M = steps + 1
     n, m = len(x), len(alphas)
@@ -134,38 +132,19 @@ class GradCamResult:
     targets: np.ndarray
 
 
-def resize_bilinear(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Maps (N, h, w) resized to (N, H, W) by bilinear interpolation with half-pixel centres
-    (PyTorch's ``interpolate(mode="bilinear", align_corners=False)``), as two small matrices."""
-    if maps.ndim != 3:
-        raise ValueError(f"resize_bilinear expects maps (N, h, w), got shape {maps.shape}")
-    rows = _interpolation_matrix(maps.shape[1], size[0])               # (H, h)
-    cols = _interpolation_matrix(maps.shape[2], size[1])               # (W, w)
-    return np.einsum("Hh,nhw,Ww->nHW", rows, maps, cols).astype(maps.dtype, copy=False)
-
-
-def _interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) matrix of 1-D linear interpolation weights, half-pixel centred."""
-    src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)  # source coordinate
-    lo = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    hi = np.minimum(lo + 1, n_in - 1)
-    frac = (src - lo)[:, None]
-    grid = np.arange(n_in)[None, :]
-    return (1 - frac) * (grid == lo[:, None]) + frac * (grid == hi[:, None])
-
-
-def grad_cam(model: Module, x: np.ndarray, layer: str, target=None, batch_size: int = 64) -> GradCamResult:
-    """Grad-CAM (Selvaraju et al. 2017) at layer ``layer`` (a dotted name, e.g. "conv2").
+def grad_cam(model, x, layer: str | None = None, target=None, batch_size: int = 64) -> GradCamResult:
+    """Grad-CAM (Selvaraju et al. 2017) at layer ``layer`` (a dotted name, e.g. "conv2";
+    default: the last convolution, :func:`~convscope.visualize.core.last_conv`).
 
     With A (N, K, h, w) the layer's output and g = d score / d A (recorded by
     :func:`~convscope.visualize.probe.probe` in a backward seeded with the one-hot target at
-    the logits), weights w_k = mean over (h, w) of g_k and cam = ReLU(sum_k w_k A_k), (N, h, w).
-    ValueError naming the layer and its output shape when that output is not 4-D.
+    the logits), weights w_k = mean over (h, w) of g_k and cam = ReLU(sum_k w_k A_k), (N, h, w):
+    rectified, so non-negative. ValueError naming the layer and its output shape when that
+    output is not 4-D.
     """
-    x = check_images(x)
-    batch_size = check_int(batch_size, "batch_size")
-    if not isinstance(layer, str):
-        raise TypeError(f"layer must be a dotted layer name, got {type(layer).__name__}")
+    model, x, _ = resolve(model, x)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    layer = last_conv(model) if layer is None else check_layer(model, layer)
     if layer == "":
         raise ValueError("grad_cam needs an inner layer with 4-D output, got '' (the model's logits)")
     targets = check_target(target, len(x))
@@ -187,57 +166,3 @@ def grad_cam(model: Module, x: np.ndarray, layer: str, target=None, batch_size: 
     cam = np.concatenate(cams)                                              # (N, h, w)
     return GradCamResult(cam, resize_bilinear(cam, x.shape[2:]), np.concatenate(weights),
                          np.concatenate(used))
-
-
-# -- occlusion -------------------------------------------------------------------------------
-
-def _window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Window offsets 0, stride, ... plus a last one flush with the edge, so every pixel is covered."""
-    starts = list(range(0, size - window + 1, stride))
-    if starts[-1] + window < size:
-        starts.append(size - window)
-    return starts
-
-
-def occlusion(model: Module, x: np.ndarray, target=None, window=4, stride=2, fill: float = 0.0,
-              batch_size: int = 64) -> np.ndarray:
-    """Occlusion sensitivity (Zeiler & Fergus 2014), (N, H, W).
-
-    For every position of a ``window`` (int or (h, w)) slid by ``stride`` over the image,
-    the window in all channels is set to ``fill`` (model space: 0 is the mean image) and the
-    drop p(target | x) - p(target | occluded x) of the softmax probability is recorded; each
-    pixel gets the mean drop over the windows covering it. Positive where hiding the pixel
-    hurts the class. The occluded copies are run in batches of ``batch_size``.
-    """
-    x = check_images(x)
-    batch_size = check_int(batch_size, "batch_size")
-    window, stride = as_pair(window, "window"), as_pair(stride, "stride")
-    check_positive(window, "window")
-    check_positive(stride, "stride")
-    fill = check_real(fill, "fill")
-    n, _, h, w = x.shape
-    if window[0] > h or window[1] > w:
-        raise ValueError(f"window {window} is larger than the images ({h}, {w})")
-    corners = np.array([(top, left) for top in _window_starts(h, window[0], stride[0])
-                        for left in _window_starts(w, window[1], stride[1])])      # (P, 2)
-    coverage = np.zeros((h, w))
-    for top, left in corners:
-        coverage[top:top + window[0], left:left + window[1]] += 1
-    targets = check_target(target, n)
-    total = np.zeros((n, h * w), dtype=np.float64)
-    image_of, corner_of = np.repeat(np.arange(n), len(corners)), np.tile(np.arange(len(corners)), n)
-    with evaluation_mode(model):
-        logits = predict(model, x, batch_size)                                     # (N, K)
-        targets = logits.argmax(axis=1) if targets is None else targets
-        check_classes(logits, targets)
-        clean = softmax(logits)[np.arange(n), targets]                             # (N,)
-        for s in batches(len(image_of), batch_size):
-            rows = image_of[s]
-            mask = np.zeros((len(rows), h, w), dtype=bool)                         # (B, H, W)
-            for j, (top, left) in enumerate(corners[corner_of[s]]):
-                mask[j, top:top + window[0], left:left + window[1]] = True
-            occluded = np.where(mask[:, None], x.dtype.type(fill), x[rows])        # (B, C, H, W)
-            prob = softmax(model.forward(occluded))[np.arange(len(rows)), targets[rows]]
-            drop = (clean[rows] - prob).astype(np.float64)
-            accumulate(total, rows, drop[:, None] * mask.reshape(len(rows), -1))
-    return (total.reshape(n, h, w) / coverage).astype(x.dtype)

@@ -11,7 +11,7 @@ In convscope that *is* the model's own backward pass with the ReLUs switched to 
 "deconvnet" rule (:class:`~convscope.layers.ReLU`): MaxPool2d.backward routes to the
 recorded arg-max (the switches), Conv2d.backward correlates with the flipped filters (the
 transposed convolution), and ReLU.backward becomes max(dy, 0). The probe seeds that
-backward at any named layer of any model (:func:`~convscope.visualize.probe.input_gradient`),
+backward at any named layer of any model (:func:`~convscope.visualize.probe.backprop_from`),
 so nothing here depends on how the model is built.
 
 Because every backward step only spreads a value over the inputs its forward window read,
@@ -24,10 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..layers import Module
-from .checks import check_images, check_model
-from .probe import evaluation_mode, find_layer, input_gradient, layer_output
-from .regularizers import check_count
+from ..validation import check_int
+from .core import batches, check_layer, last_conv, resolve
+from .probe import backprop_from, evaluation_mode, layer_output
 
 __all__ = ["DeconvResult", "deconv"]
 
@@ -36,8 +35,9 @@ __all__ = ["DeconvResult", "deconv"]
 class DeconvResult:
     """Deconvnet projections of N images at one layer.
 
-    ``projections`` (N, C, H, W): the raw pixel-space projections (input shape and dtype,
-    unscaled; render with a symmetric colour map or rescale per image).
+    ``projections`` (N, C, H, W): the pixel-space projections, signed and unscaled (the
+    model-space input's shape and dtype; render with a symmetric colour map or rescale per
+    image, :func:`~convscope.visualize.display.to_display`).
     ``units`` (N,): the channel (conv layer) or feature (linear layer) of the strongest kept
     activation. ``positions`` (N, 2): its (row, col) in the layer's output map, or None for
     a layer whose output has no spatial axes. ``activations`` (N,): its value.
@@ -50,18 +50,13 @@ class DeconvResult:
     activations: np.ndarray
 
 
-def _check_inputs(model, x) -> np.ndarray:
-    check_model(model)
-    return check_images(np.asarray(x))
-
-
 def _check_selection(layer: str, out_shape: tuple[int, ...], unit, top: int) -> None:
     """Unit and top against the layer's output (C, H, W) or (F,)."""
     if len(out_shape) not in (1, 3):
         raise ValueError(f"deconv needs a layer whose output is (C, H, W) or (features,); layer "
                          f"{layer!r} gives {out_shape}")
     if unit is not None:
-        unit = check_count("unit", unit, minimum=0)
+        unit = check_int(unit, "unit", minimum=0)
         if unit >= out_shape[0]:
             kind = "channels" if len(out_shape) == 3 else "features"
             raise ValueError(f"unit {unit} is out of range: layer {layer!r} has {out_shape[0]} {kind} "
@@ -94,26 +89,25 @@ def _select(out: np.ndarray, unit: int | None, top: int):
     return mask.reshape(out.shape), best // spatial, best % spatial, value
 
 
-def deconv(model: Module, x: np.ndarray, layer: str, unit: int | None = None, top: int = 1,
+def deconv(model, x, layer: str | None = None, unit: int | None = None, top: int = 1,
            batch_size: int = 64) -> DeconvResult:
     """Zeiler & Fergus deconvnet projections of one activation per image at ``layer``.
 
-    x (N, C, H, W) model-space images; ``layer`` a dotted name (see ``convscope summary``;
-    "" is the logits). For each image the strongest activation of channel ``unit`` (or of
-    the whole layer when ``unit`` is None) is kept at its value and every other activation
-    of the layer is set to zero; that map is projected back to pixels by the model's backward
+    ``model`` a Classifier with raw images x, or a Module with model-space images x
+    (N, C, H, W); ``layer`` a dotted name (see ``convscope summary``; "" is the logits;
+    default: the last convolution). For each image the strongest activation of channel
+    ``unit`` (or of the whole layer when ``unit`` is None) is kept at its value and every
+    other activation of the layer is set to zero; that map is projected back to pixels by the model's backward
     pass with the "deconvnet" ReLU rule, in evaluation mode. ``top`` > 1 keeps the ``top``
     strongest activations of the channel (or of the layer, possibly in several channels)
     together, in one projection; ``units``, ``positions`` and ``activations`` then describe
     the strongest of them. A linear layer's "channel" is one feature, so there ``top`` must
     be 1 when ``unit`` is given. Images go through in batches of ``batch_size``.
     """
-    x = _check_inputs(model, x)
-    if not isinstance(layer, str):
-        raise TypeError(f"layer must be a dotted layer name (str), got {layer!r}")
-    find_layer(model, layer)                                # ValueError listing the known names
-    top = check_count("top", top)
-    batch_size = check_count("batch_size", batch_size)
+    model, x, _ = resolve(model, x)
+    layer = last_conv(model) if layer is None else check_layer(model, layer)
+    top = check_int(top, "top", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     n = x.shape[0]
     projections = np.empty_like(x)
     units = np.empty(n, dtype=np.int64)
@@ -122,15 +116,14 @@ def deconv(model: Module, x: np.ndarray, layer: str, unit: int | None = None, to
     with evaluation_mode(model):
         out_shape = layer_output(model, x[:1], layer).shape[1:]
         _check_selection(layer, out_shape, unit, top)
-        for start in range(0, n, batch_size):
-            part = slice(start, min(start + batch_size, n))
+        for part in batches(n, batch_size):
             chosen = {}
 
             def seed(out: np.ndarray) -> np.ndarray:
                 mask, chosen["unit"], chosen["pos"], chosen["value"] = _select(out, unit, top)
                 return np.where(mask, out, 0).astype(out.dtype, copy=False)
 
-            dx, _ = input_gradient(model, x[part], layer, seed, rule="deconvnet")
+            dx, _ = backprop_from(model, x[part], layer, seed, rule="deconvnet")
             projections[part] = dx
             units[part], flat_pos[part], activations[part] = chosen["unit"], chosen["pos"], chosen["value"]
     positions = None

@@ -1,4 +1,4 @@
-"""Semantic interpretation of units (notes §3, issue #5 technique 8).
+"""Semantic interpretation of units (notes §3, "what does one unit respond to?").
 
 What does one unit of a layer respond to? Following Bau et al. 2017 ("Network Dissection:
 Quantifying Interpretability of Deep Visual Representations", CVPR) and Zhou et al. 2015
@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..layers import Module
-from .features import _batches, check_images, check_int, _check_layer
+from ..validation import check_int, check_real
+from .core import check_layer, last_conv, resolve
+from .probe import layer_batches
 
 __all__ = ["DissectResult", "dissect", "selectivity_index"]
 
@@ -101,10 +102,10 @@ def selectivity_index(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, best
 
 
-def _responses(model: Module, x: np.ndarray, layer: str, batch_size: int) -> np.ndarray:
+def _responses(model, x: np.ndarray, layer: str, batch_size: int) -> np.ndarray:
     """(N, U) unit responses, reduced batch by batch: only (N, U) is ever kept."""
     out = None
-    for rows, y in _batches(model, x, layer, batch_size):
+    for rows, y in layer_batches(model, x, layer, batch_size):
         if y.ndim == 4:
             y = y.max(axis=(2, 3))                                # (B, C): spatial max
         elif y.ndim != 2:
@@ -169,10 +170,11 @@ def _iou(responses: np.ndarray, concepts: np.ndarray, quantile: float) -> np.nda
     return both / either
 
 
-def dissect(model: Module, x: np.ndarray, layer: str, labels=None, concepts=None,
+def dissect(model, x, layer: str | None = None, labels=None, concepts=None,
             concept_names=None, top: int = 8, batch_size: int = 128,
             quantile: float = 0.9) -> DissectResult:
-    """Explain every unit of ``layer`` with images x (N, C, H, W) in model space.
+    """Explain every unit of ``layer`` (default: the last convolution) with images x: raw
+    images with a Classifier, model-space (N, C, H, W) floats with a Module.
 
     ``labels`` (N,) integer classes and/or ``concepts`` (N, K) binary image-level concept
     labels with ``concept_names`` (K names; default "concept 0", ...) turn on the per-class
@@ -180,15 +182,11 @@ def dissect(model: Module, x: np.ndarray, layer: str, labels=None, concepts=None
     the IoU. Only the (N, U) responses are kept, one batch of ``batch_size`` feature maps at
     a time. See the module docstring for the definitions and :class:`DissectResult`.
     """
-    x = check_images(x)
-    layer = _check_layer(model, layer)
-    top = check_int(top, "top")
-    if top > len(x):
-        raise ValueError(f"top must be at most the number of images ({len(x)}), got {top}")
-    batch_size = check_int(batch_size, "batch_size")
-    if isinstance(quantile, bool) or not isinstance(quantile, (int, float, np.floating)) \
-            or not 0 < quantile < 1:
-        raise ValueError(f"quantile must be a number in (0, 1), got {quantile!r}")
+    model, x, _ = resolve(model, x)
+    layer = last_conv(model) if layer is None else check_layer(model, layer)
+    top = check_int(top, "top", minimum=1, maximum=len(x))
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    quantile = check_real(quantile, "quantile", minimum=0.0, maximum=1.0, strict=True)
     if labels is not None:
         labels = _check_labels(labels, len(x))
     if concepts is not None:

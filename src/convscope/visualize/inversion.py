@@ -13,8 +13,12 @@ between runs from different noise is what it throws away (a late layer keeps the
 the rough shape, not the exact strokes).
 
 d E / d z comes from the model's backward seeded at the layer with d E / d phi =
-2 (phi(z) - phi0) / ||phi0||^2 (:func:`~convscope.visualize.probe.input_gradient`), so any
+2 (phi(z) - phi0) / ||phi0||^2 (:func:`~convscope.visualize.probe.backprop_from`), so any
 named layer of any model can be inverted. Steps are Adam's, per pixel and per image.
+
+An image whose code is all zero (every unit of the layer off: a blank image after a ReLU)
+has no relative error: its descent minimises ||phi(z)||^2 instead and its errors are NaN,
+while the other images of the batch are inverted as usual.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..layers import Module
-from .checks import check_images, check_model
-from .probe import evaluation_mode, find_layer, input_gradient, layer_output
-from .regularizers import Adam, check_count, check_real, pixel_bounds, total_variation
+from ..validation import check_int, check_real
+from .core import batches, check_layer, feature_layer, resolve
+from .probe import backprop_from, evaluation_mode, layer_output
+from .regularizers import Adam, pixel_bounds, total_variation
 
 __all__ = ["InversionResult", "invert"]
 
@@ -34,8 +38,9 @@ __all__ = ["InversionResult", "invert"]
 @dataclass
 class InversionResult:
     """``images`` (N, C, H, W): the reconstructions, in model space. ``relative_error`` (N,):
-    ||phi(z) - phi(x)|| / ||phi(x)|| for the final images. ``history`` (steps, N): the same
-    error at each step, before that step's update (row 0 is the noise start). ``settings``:
+    ||phi(z) - phi(x)|| / ||phi(x)|| for the final images (NaN where phi(x) is all zero).
+    ``history`` (steps, N): the same error at each step, before that step's update (row 0
+    is the noise start). ``settings``:
     the arguments and pixel bounds used."""
 
     images: np.ndarray
@@ -55,21 +60,20 @@ def _bounds(normalizer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.min(axis=(0, 2, 3))[:, None, None], x.max(axis=(0, 2, 3))[:, None, None]
 
 
-def _invert_batch(model: Module, x: np.ndarray, z: np.ndarray, layer: str, settings: dict,
+def _invert_batch(model, x: np.ndarray, z: np.ndarray, layer: str, settings: dict,
                   low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Descend E from the start images z (n, C, H, W) in place; returns (final error (n,),
     history (steps, n))."""
     target = layer_output(model, x, layer)                    # phi0, (n, ...)
     norm2 = np.sum(target.astype(np.float64) ** 2, axis=_axes(target))
-    if np.any(norm2 == 0):
-        raise ValueError(f"the representation at layer {layer!r} is all zero for image(s) "
-                         f"{np.flatnonzero(norm2 == 0).tolist()} of the batch: nothing to invert")
+    dead = norm2 == 0                                         # an all-zero code: no relative error
+    norm2 = np.where(dead, 1.0, norm2)                        # descend on the absolute error there
     scale = (2 / norm2).astype(target.dtype).reshape(-1, *[1] * (target.ndim - 1))
     adam = Adam(z.shape, settings["lr"], dtype=z.dtype)
 
     def error(out: np.ndarray) -> np.ndarray:
         diff = (out - target).astype(np.float64)
-        return np.sqrt(np.sum(diff * diff, axis=_axes(diff)) / norm2)
+        return np.where(dead, np.nan, np.sqrt(np.sum(diff * diff, axis=_axes(diff)) / norm2))
 
     def seed(out: np.ndarray) -> np.ndarray:                  # d E / d phi, at the current z
         errors.append(error(out))
@@ -77,7 +81,7 @@ def _invert_batch(model: Module, x: np.ndarray, z: np.ndarray, layer: str, setti
 
     errors: list[np.ndarray] = []                              # one (n,) row per step
     for _step in range(settings["steps"]):
-        grad, _ = input_gradient(model, z, layer, seed)
+        grad, _ = backprop_from(model, z, layer, seed)
         if settings["tv"]:
             grad += settings["tv"] * total_variation(z)[1]
         if settings["l2"]:
@@ -87,10 +91,15 @@ def _invert_batch(model: Module, x: np.ndarray, z: np.ndarray, layer: str, setti
     return error(layer_output(model, z, layer)), np.stack(errors)
 
 
-def invert(model: Module, x: np.ndarray, layer: str, steps: int = 200, lr: float = 0.05,
+def invert(model, x, layer: str | None = None, steps: int = 200, lr: float = 0.05,
            tv: float = 0.002, l2: float = 1e-3, seed: int = 0, normalizer=None,
            init_scale: float = 0.1, batch_size: int = 64) -> InversionResult:
-    """Reconstruct images x (N, C, H, W, model space) from their representation at ``layer``.
+    """Reconstruct images from their representation at ``layer`` (default: the feature layer
+    before the first fully-connected one, :func:`~convscope.visualize.core.feature_layer`).
+
+    ``model`` a Classifier with raw images x (its normalizer then sets the pixel range unless
+    ``normalizer`` is given), or a Module with model-space images x (N, C, H, W). The
+    reconstructions are model-space images (N, C, H, W).
 
     Starts each image from model-space zero plus ``init_scale`` times Gaussian noise (drawn
     for the whole batch from ``np.random.default_rng(seed)``, so results do not depend on
@@ -106,15 +115,16 @@ def invert(model: Module, x: np.ndarray, layer: str, steps: int = 200, lr: float
     2 in 10 test images inverted from "pool2"; none from "relu4" or "fc2"). Another ``seed``
     or a larger ``init_scale`` changes which ones.
     """
-    check_model(model)
-    x = check_images(np.asarray(x))
-    if not isinstance(layer, str):
-        raise TypeError(f"layer must be a dotted layer name (str; \"\" for the logits), got {layer!r}")
-    find_layer(model, layer)                                  # ValueError listing the known names
-    settings = dict(layer=layer, steps=check_count("steps", steps), lr=check_real("lr", lr, strict=True),
-                    tv=check_real("tv", tv), l2=check_real("l2", l2), seed=check_count("seed", seed, minimum=0),
-                    init_scale=check_real("init_scale", init_scale),
-                    batch_size=check_count("batch_size", batch_size))
+    model, x, clf = resolve(model, x)
+    layer = feature_layer(model) if layer is None else check_layer(model, layer)
+    if normalizer is None and clf is not None:
+        normalizer = clf.normalizer
+    settings = dict(layer=layer, steps=check_int(steps, "steps", minimum=1),
+                    lr=check_real(lr, "lr", minimum=0.0, strict=True),
+                    tv=check_real(tv, "tv", minimum=0.0), l2=check_real(l2, "l2", minimum=0.0),
+                    seed=check_int(seed, "seed", minimum=0),
+                    init_scale=check_real(init_scale, "init_scale", minimum=0.0),
+                    batch_size=check_int(batch_size, "batch_size", minimum=1))
     low, high = _bounds(normalizer, x)
     settings.update(pixel_low=low.ravel().tolist(), pixel_high=high.ravel().tolist())
     rng = np.random.default_rng(settings["seed"])
@@ -123,8 +133,7 @@ def invert(model: Module, x: np.ndarray, layer: str, steps: int = 200, lr: float
     n = x.shape[0]
     relative_error, history = np.empty(n), np.empty((settings["steps"], n))
     with evaluation_mode(model):
-        for start in range(0, n, settings["batch_size"]):
-            part = slice(start, min(start + settings["batch_size"], n))
+        for part in batches(n, settings["batch_size"]):
             z = images[part]                                  # a view: updated in place
             relative_error[part], history[:, part] = _invert_batch(model, x[part], z, layer, settings, low, high)
     return InversionResult(images, relative_error, history, settings)

@@ -1,4 +1,4 @@
-"""Nearest neighbours in feature space versus pixel space (notes §3, issue #5 technique 3).
+"""Nearest neighbours in feature space versus pixel space (notes §3).
 
 The notes: look at "the feature map before a fully connected layer by conducting a nearest
 neighbor search in feature space"; in pixel space "an elephant on the left side of the image
@@ -13,7 +13,8 @@ translation-invariant feature space these pictures might be neighbors" (Krizhevs
 
 Default layer: the output of the leaf layer just before the first ``Linear`` in forward order
 (:func:`~convscope.visualize.probe.feature_layer`): "flatten" in LeNet-5, the global average
-pool of a ResNet. Images are (N, C, H, W) in model space (normalised); features are
+pool of a ResNet. Images are raw images with a Classifier, or (N, C, H, W) floats in model
+space (normalised) with a Module; pixel distances are taken in model space, features are
 flattened to vectors. Distances are Euclidean, computed in float64 as
 ||a||^2 + ||b||^2 - 2 a.b with one matrix product per batch of ``batch_size`` training images.
 """
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..layers import Module
-from .features import _batches, check_images, check_int, _check_layer, feature_maps
-from .probe import feature_layer
+from ..validation import check_bool, check_float_images, check_int, check_real
+from .core import check_layer, feature_layer, model_space, resolve
+from .features import feature_maps
+from .probe import layer_batches
 
 __all__ = ["NeighborResult", "nearest_neighbors", "TranslationResult", "translation_example",
            "shift_images"]
@@ -101,9 +103,8 @@ def _same_images(q: np.ndarray, t: np.ndarray, d2: np.ndarray) -> np.ndarray:
     return mask
 
 
-def nearest_neighbors(model: Module, train_x: np.ndarray, train_y, query_x: np.ndarray,
-                      query_y=None, layer: str | None = None, k: int = 5,
-                      batch_size: int = 128, exclude_self: bool = False) -> NeighborResult:
+def nearest_neighbors(model, train_x, train_y, query_x, query_y=None, layer: str | None = None,
+                      k: int = 5, batch_size: int = 128, exclude_self: bool = False) -> NeighborResult:
     """The k nearest training images of each query, in feature space and in pixel space.
 
     train_x (N, C, H, W) with labels train_y (N,); query_x (Q, C, H, W) with optional labels
@@ -114,27 +115,25 @@ def nearest_neighbors(model: Module, train_x: np.ndarray, train_y, query_x: np.n
     Training images are processed ``batch_size`` at a time, keeping a running top-k
     (np.argpartition), so memory is O(Q * (k + batch_size) + Q * D) for D-dim features.
     """
-    train_x, query_x = check_images(train_x, "train_x"), check_images(query_x, "query_x")
+    model, query_x, clf = resolve(model, query_x, name="query_x")
+    train_x = model_space(clf, train_x, "train_x")
     if train_x.shape[1:] != query_x.shape[1:]:
         raise ValueError(f"train_x and query_x must hold images of one shape, got "
                          f"{train_x.shape[1:]} and {query_x.shape[1:]}")
     train_y = _labels(train_y, len(train_x), "train_y")
     if query_y is not None:
         query_y = _labels(query_y, len(query_x), "query_y")
-    k = check_int(k, "k")
-    if k > len(train_x):
-        raise ValueError(f"k must be at most the number of training images ({len(train_x)}), got {k}")
-    batch_size = check_int(batch_size, "batch_size")
-    if not isinstance(exclude_self, (bool, np.bool_)):
-        raise TypeError(f"exclude_self must be a bool, got {exclude_self!r}")
-    layer = feature_layer(model) if layer is None else _check_layer(model, layer)
+    k = check_int(k, "k", minimum=1, maximum=len(train_x))
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    exclude_self = check_bool(exclude_self, "exclude_self")
+    layer = feature_layer(model) if layer is None else check_layer(model, layer)
 
     q_feat = _flat64(feature_maps(model, query_x, layer, batch_size))    # (Q, D)
     q_pix = _flat64(query_x)                                              # (Q, C*H*W)
     n_q = len(query_x)
     best = {kind: (np.full((n_q, 0), np.inf), np.zeros((n_q, 0), dtype=np.int64))
             for kind in ("feature", "pixel")}
-    for rows, out in _batches(model, train_x, layer, batch_size):
+    for rows, out in layer_batches(model, train_x, layer, batch_size):
         t_pix = _flat64(train_x[rows])
         d2 = {"feature": _sq_distances(q_feat, _flat64(out)), "pixel": _sq_distances(q_pix, t_pix)}
         if exclude_self:
@@ -197,15 +196,12 @@ def shift_images(x: np.ndarray, shift, fill: float | None = None) -> np.ndarray:
     """Copies of images x (N, C, H, W) moved ``shift`` pixels: an int moves them right (left if
     negative), a pair (down, right) moves them in both directions. Uncovered pixels take
     ``fill``, by default each image's minimum (its background, in model space)."""
-    x = check_images(x)
+    x = check_float_images(x, "x")
     dy, dx = _check_shift(shift, x.shape[2], x.shape[3])
     if fill is None:
         out = np.broadcast_to(x.min(axis=(1, 2, 3), keepdims=True), x.shape).copy()
     else:
-        fill = float(fill)
-        if not np.isfinite(fill):
-            raise ValueError(f"fill must be a finite number, got {fill!r}")
-        out = np.full_like(x, fill)
+        out = np.full_like(x, check_real(fill, "fill"))
     h, w = x.shape[2:]
     src_y, dst_y = slice(max(0, -dy), h - max(0, dy)), slice(max(0, dy), h - max(0, -dy))
     src_x, dst_x = slice(max(0, -dx), w - max(0, dx)), slice(max(0, dx), w - max(0, -dx))
@@ -224,10 +220,12 @@ def _median_pairwise(a: np.ndarray, batch_size: int) -> float:
     return float(np.sqrt(np.median(np.concatenate(parts))))
 
 
-def translation_example(model: Module, images: np.ndarray, shift, layer: str | None = None,
-                        reference: np.ndarray | None = None, fill: float | None = None,
-                        batch_size: int = 128) -> TranslationResult:
-    """How far images (N, C, H, W) move when shifted, in pixel space and in feature space.
+def translation_example(model, images, shift, layer: str | None = None, reference=None,
+                        fill: float | None = None, batch_size: int = 128) -> TranslationResult:
+    """How far images move when shifted, in pixel space and in feature space.
+
+    ``images`` (and ``reference``) are raw images with a Classifier, model-space (N, C, H, W)
+    floats with a Module; ``fill`` and the distances are in model space.
 
     Each image is compared with its copy shifted by ``shift`` (see :func:`shift_images`;
     background ``fill`` defaults to each image's minimum). Both distances are divided by the
@@ -236,10 +234,10 @@ def translation_example(model: Module, images: np.ndarray, shift, layer: str | N
     to other images, a shifted copy is far in pixel space but near in a translation-invariant
     feature space. ``layer`` defaults as in :func:`nearest_neighbors`.
     """
-    images = check_images(images, "images")
-    batch_size = check_int(batch_size, "batch_size")
-    layer = feature_layer(model) if layer is None else _check_layer(model, layer)
-    reference = images if reference is None else check_images(reference, "reference")
+    model, images, clf = resolve(model, images, name="images")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    layer = feature_layer(model) if layer is None else check_layer(model, layer)
+    reference = images if reference is None else model_space(clf, reference, "reference")
     if reference.shape[1:] != images.shape[1:]:
         raise ValueError(f"reference images must have the shape of images, {images.shape[1:]}, "
                          f"got {reference.shape[1:]}")

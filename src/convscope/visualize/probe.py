@@ -1,71 +1,105 @@
-"""Looking at one layer of any model: its output on the way forward, and the gradient that
-reaches it (or one we inject) on the way back.
+"""The gradient plumbing every technique shares: one layer's output on the way forward, and
+the gradient that reaches it (or one we inject) on the way back.
 
-A probe temporarily wraps the ``forward`` and ``backward`` of one module *instance*, found by
-the dotted name that ``convscope summary`` prints, so it works for plain stacks, residual and
-Inception models alike without knowing how the model is built.
+A :class:`Probe` attaches to one module *instance*, found by the dotted name that
+``convscope summary`` prints, so it works for plain stacks, residual and Inception models
+alike without knowing how the model is built.
 
-Starting backpropagation at an inner layer: run the whole forward pass, then backpropagate a
-*zero* gradient from the logits and, when it reaches the probed layer, replace it with the
-seed. Every layer is linear in its upstream gradient, so the layers above contribute nothing
-and paths that bypass the probed layer (residual shortcuts) carry zeros: what arrives at the
-input is exactly d(sum(seed * layer output))/d(input).
+- **Forward**: a forward hook (:meth:`Module.register_forward_hook`) records the layer's
+  output, and may end the pass there (the hook raises; nothing after the layer runs).
+- **Backward**: a Probe is a tiny identity :class:`~convscope.layers.Module` whose
+  ``backward`` records the gradient arriving at the layer's output (dLoss/dOutput) and can
+  replace it by a *seed*. Modules offer forward hooks only, and containers call their
+  children's ``backward`` directly from what forward cached, so the one place that gradient
+  can be seen is the layer's own ``backward``: while the probe is attached, that one
+  instance's ``backward`` runs the probe's first (:func:`_backward_through`, the only
+  instance attribute this module sets, removed on exit).
+
+Starting backpropagation at an inner layer (:func:`backprop_from`): run the whole forward
+pass, backpropagate a *zero* gradient from the logits and, when it reaches the probed layer,
+replace it by the seed. Every layer's backward sends a zero upstream gradient to a zero
+downstream one, under the true gradient and under the deconvnet and guided ReLU rules alike
+(those rules are not linear in the upstream gradient, but they map 0 to 0). So the layers
+above contribute nothing and paths that bypass the probed layer (residual shortcuts) carry
+zeros (in evaluation mode, where auxiliary heads add nothing): what arrives at the input is
+the chosen rule's backward of the seed from that layer, under the true gradient exactly
+d(sum(seed * layer output))/d(input).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
 
 import numpy as np
 
 from ..layers import Module, ReLU
+from .core import batches, check_layer, find_layer, one_hot
 
-__all__ = ["Probe", "probe", "relu_rule", "layer_output", "input_gradient", "evaluation_mode",
-           "leaf_layer_names", "layers_of_type", "feature_layer", "find_layer"]
-
+__all__ = ["Probe", "probe", "layer_output", "layer_outputs", "layer_batches", "output_shape_of",
+           "backprop_from", "logit_gradient", "relu_rule", "evaluation_mode", "input_gradient"]
 
 class _Stop(Exception):
-    """Raised by a probe to end a forward pass early, once the layer's output is known."""
+    """Raised by a forward hook to end a forward pass early, once the outputs wanted are known."""
 
 
-class Probe:
-    """What one module saw: ``output`` of the last forward, ``grad`` (dLoss/dOutput) of the
-    last backward. ``seed``, when set, replaces the incoming gradient: an array shaped like
-    the output, or a function of the output."""
+class Probe(Module):
+    """What one layer saw: ``output`` of the last forward, ``grad`` (dLoss/dOutput) of the last
+    backward. ``seed``, when set, replaces the incoming gradient: an array shaped like the
+    output, or a function of the output. ``stop_after_forward`` ends a forward pass at the layer.
+
+    As a module it is the identity; its ``backward`` is where the gradient is read and seeded.
+    """
 
     def __init__(self, name: str, module: Module) -> None:
+        super().__init__()
         self.name, self.module = name, module
         self.output: np.ndarray | None = None
         self.grad: np.ndarray | None = None
-        self.seed: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None
+        self.seed = None
         self.stop_after_forward = False
 
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.output = x
+        return x
 
-def _training_only(model: Module) -> tuple[str, ...]:
-    """Name prefixes of the auxiliary classifiers' heads, which run in training only."""
-    from ..layers import AuxiliaryClassifier
-    return tuple(f"{name}." for name, m in model.named_modules() if isinstance(m, AuxiliaryClassifier))
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.grad = dy
+        if self.seed is None:
+            return dy
+        seed = self.seed(self.output) if callable(self.seed) else self.seed
+        seed = np.asarray(seed, dtype=self.output.dtype)
+        if seed.shape != self.output.shape:
+            raise ValueError(f"the seed for layer {self.name or '(logits)'!r} must have the layer output's "
+                             f"shape {self.output.shape}, got {seed.shape}")
+        return seed
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    def _on_forward(self, module: Module, x: np.ndarray, y: np.ndarray) -> None:
+        """The forward hook: record the output (returns None: the output is kept as it is)."""
+        self.forward(y)
+        if self.stop_after_forward:
+            raise _Stop
 
 
-def find_layer(model: Module, name: str) -> Module:
-    """The module called ``name`` ("" is the whole model); ValueError listing names if unknown,
-    or if it sits in a training-only auxiliary classifier (nothing runs there in evaluation)."""
-    if name == "":
-        return model
-    module = model.get_module(name)
-    if name.startswith(_training_only(model)):
-        raise ValueError(f"layer {name!r} belongs to a training-only auxiliary classifier, which does "
-                         f"not run when a model is examined; choose a layer on the main path")
-    return module
+@contextmanager
+def _backward_through(module: Module, tap: Module) -> Iterator[None]:
+    """Inside the block ``module.backward(dy)`` is ``module``'s own backward of ``tap.backward(dy)``."""
+    own, saved = module.backward, module.__dict__.get("backward")
 
+    def backward(dy):
+        return own(tap.backward(dy))
 
-def leaf_layer_names(model: Module) -> list[str]:
-    """Dotted names of the leaf layers that run in evaluation, in forward order: the rows of
-    ``convscope summary`` less any auxiliary classifier's head."""
-    skip = _training_only(model)
-    return [name for name, module in model.named_modules()
-            if name and not module.children() and not name.startswith(skip)]
+    module.backward = backward
+    try:
+        yield
+    finally:
+        if saved is None:
+            del module.backward                   # back to the class's method
+        else:
+            module.backward = saved               # an enclosing probe's, on the same layer
 
 
 @contextmanager
@@ -73,25 +107,8 @@ def probe(model: Module, name: str) -> Iterator[Probe]:
     """Attach a :class:`Probe` to layer ``name`` of ``model`` for the duration of the block."""
     module = find_layer(model, name)
     p = Probe(name, module)
-    original_forward, original_backward = module.forward, module.backward
-
-    def forward(x):
-        p.output = original_forward(x)
-        if p.stop_after_forward:
-            raise _Stop
-        return p.output
-
-    def backward(dy):
-        p.grad = dy
-        if p.seed is not None:
-            dy = p.seed(p.output) if callable(p.seed) else p.seed
-        return original_backward(np.asarray(dy, dtype=p.output.dtype))
-
-    module.forward, module.backward = forward, backward
-    try:
+    with module.register_forward_hook(p._on_forward), _backward_through(module, p):
         yield p
-    finally:
-        del module.forward, module.backward           # back to the class's methods
 
 
 @contextmanager
@@ -127,26 +144,62 @@ def evaluation_mode(model: Module) -> Iterator[Module]:
 
 def layer_output(model: Module, x: np.ndarray, name: str) -> np.ndarray:
     """The output of layer ``name`` for inputs x (N, C, H, W), skipping the layers after it."""
-    with probe(model, name) as p:
-        p.stop_after_forward = True
-        try:
-            out = model.forward(x)
-        except _Stop:
-            out = p.output
-    return np.ascontiguousarray(out)
+    return layer_outputs(model, x, [name])[0]
 
 
-def input_gradient(model: Module, x: np.ndarray, name: str,
-                   seed: np.ndarray | Callable[[np.ndarray], np.ndarray],
-                   rule: str = "gradient") -> tuple[np.ndarray, np.ndarray]:
-    """(d sum(seed * output of layer ``name``) / dx, that output) for inputs x (N, C, H, W).
+def layer_outputs(model: Module, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    """The outputs of several layers from one forward pass, ended as soon as all have run.
 
-    ``seed`` is an array shaped like the layer's output or a function of that output (e.g.
-    a one-hot mask of one unit). ``rule`` switches the ReLUs' backward (see
-    :class:`~convscope.layers.ReLU`): "gradient" gives saliency, "deconvnet" Zeiler & Fergus's
-    projection, "guided" guided backpropagation. ``name`` "" means the model's output (logits).
+    Each output is copied when it is recorded, so a later layer cannot change it.
     """
-    with relu_rule(model, rule), probe(model, name) as p:
+    outputs: dict[str, np.ndarray] = {}
+
+    def recorder(name: str):
+        def hook(module, inputs, y):
+            if name not in outputs:
+                outputs[name] = np.array(y) if len(names) > 1 else np.ascontiguousarray(y)
+                if len(outputs) == len(names):
+                    raise _Stop
+        return hook
+
+    with ExitStack() as stack:
+        for name in names:
+            stack.enter_context(find_layer(model, name).register_forward_hook(recorder(name)))
+        try:
+            model.forward(x)
+        except _Stop:
+            pass
+    missing = [name for name in names if name not in outputs]
+    if missing:
+        raise ValueError(f"layer {missing[0]!r} did not run in the forward pass; choose a layer on the main path")
+    return [outputs[name] for name in names]
+
+
+def layer_batches(model: Module, x: np.ndarray, layer: str, batch_size: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, output of ``layer`` for x[rows]) batch by batch, in evaluation mode."""
+    with evaluation_mode(model):
+        for rows in batches(len(x), batch_size):
+            yield rows, layer_output(model, x[rows], layer)
+
+
+def output_shape_of(model: Module, layer: str, input_shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """The shape of one image's output at ``layer`` (no batch axis), from one zero image."""
+    check_layer(model, layer)
+    with evaluation_mode(model):
+        return tuple(layer_output(model, np.zeros((1, *input_shape), dtype=np.float32), layer).shape[1:])
+
+
+def backprop_from(model: Module, x: np.ndarray, layer: str, seed, rule: str = "gradient"
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(the backward of ``seed`` from layer ``layer`` down to the input x, that layer's output).
+
+    x (N, C, H, W); ``seed`` an array shaped like the layer's output or a function of that
+    output (e.g. a one-hot mask of one unit). ``rule`` switches the ReLUs' backward (see
+    :class:`~convscope.layers.ReLU`): "gradient" gives d sum(seed * output) / dx (saliency),
+    "deconvnet" Zeiler & Fergus's projection, "guided" guided backpropagation. ``layer`` ""
+    means the model's output (logits). Call inside :func:`evaluation_mode`.
+    """
+    with relu_rule(model, rule), probe(model, layer) as p:
         p.seed = seed
         logits = model.forward(x)
         dx = model.backward(np.zeros_like(logits))
@@ -155,18 +208,14 @@ def input_gradient(model: Module, x: np.ndarray, name: str,
     return np.ascontiguousarray(dx), np.ascontiguousarray(p.output)
 
 
-def layers_of_type(model: Module, kinds) -> list[str]:
-    """Dotted names of the leaf layers that are instances of ``kinds``, in forward order."""
-    return [name for name in leaf_layer_names(model) if isinstance(model.get_module(name), kinds)]
+input_gradient = backprop_from
+"""The old name of :func:`backprop_from`, kept for callers of ``convscope.visualize.input_gradient``
+(not to be confused with :func:`~convscope.visualize.input_gradients`, the saliency method)."""
 
 
-def feature_layer(model: Module) -> str:
-    """The layer whose output is the feature space before the first fully-connected layer
-    (notes §3): the leaf just before the first Linear in forward order, e.g. "flatten" in
-    LeNet-5 or the global average pool of a ResNet."""
-    from ..layers import Linear
-    names = leaf_layer_names(model)
-    for previous, name in zip(names, names[1:]):
-        if isinstance(model.get_module(name), Linear):
-            return previous
-    raise ValueError("the model has no fully-connected layer after another layer; choose one with --layer")
+def logit_gradient(model: Module, x: np.ndarray, targets: np.ndarray | None,
+                   rule: str = "gradient") -> tuple[np.ndarray, np.ndarray]:
+    """(d score / dx (B, C, H, W), logits (B, K)) for one batch, the score being each row's
+    target logit (its predicted class where ``targets`` is None). Call inside
+    :func:`evaluation_mode`."""
+    return backprop_from(model, x, "", lambda logits: one_hot(logits, targets), rule)

@@ -11,7 +11,8 @@ each, used by :mod:`~convscope.visualize.actmax` and :mod:`~convscope.visualize.
 * :func:`random_shift` and :func:`roll` — jitter: shift the image a few pixels before each
   step and shift the gradient back (Mordvintsev et al.'s DeepDream, Yosinski et al.);
 * :func:`pixel_bounds` — the model-space values that real pixels in [0, 1] can take;
-* :class:`Adam` — the per-pixel Adam step (Kingma & Ba 2015) both searches take.
+* :class:`Adam` — the per-pixel Adam step (Kingma & Ba 2015) both searches take, the
+  update being :func:`convscope.optim.adam_step`, the one the model optimiser uses.
 
 Images are model-space arrays (N, C, H, W). Blur and jitter treat the image as a torus, so
 both keep every pixel and the blur keeps the mean exactly.
@@ -20,39 +21,14 @@ both keep every pixel and the blur keeps the mean exactly.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 
 import numpy as np
 
+from ..optim import adam_step
+from ..validation import check_float_images, check_real
+
 __all__ = ["total_variation", "gaussian_blur", "gaussian_kernel", "random_shift", "roll",
-           "pixel_bounds", "Adam", "check_real", "check_count"]
-
-
-def check_real(name: str, value, *, minimum: float = 0.0, strict: bool = False) -> float:
-    """``value`` as a float, if it is a finite real >= ``minimum`` (> with ``strict``)."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return value
-
-
-def check_count(name: str, value, *, minimum: int = 1) -> int:
-    """``value`` as an int, if it is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_images(x: np.ndarray, what: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{what} expects floating images (N, C, H, W), got {x.dtype} array of shape {x.shape}")
-    return x
+           "pixel_bounds", "Adam"]
 
 
 def total_variation(x: np.ndarray, beta: float = 2.0, eps: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +43,8 @@ def total_variation(x: np.ndarray, beta: float = 2.0, eps: float = 1e-8) -> tupl
     sharper edges and adds ``eps`` inside the power so the gradient is finite where dh = dw = 0.
     The gradient is d TV / dx, ready to add (times a weight) to a loss gradient.
     """
-    x = _check_images(x, "total_variation")
-    beta = check_real("total_variation: beta", beta, minimum=1.0)
+    x = check_float_images(x, "total_variation: x")
+    beta = check_real(beta, "total_variation: beta", minimum=1.0)
     corner = x[:, :, :-1, :-1]
     dh = x[:, :, 1:, :-1] - corner                         # (N, C, H-1, W-1)
     dw = x[:, :, :-1, 1:] - corner
@@ -89,7 +65,7 @@ def total_variation(x: np.ndarray, beta: float = 2.0, eps: float = 1e-8) -> tupl
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """The normalised 1-D Gaussian taps exp(-t^2 / 2 sigma^2), t = -r..r with r = ceil(3 sigma)."""
-    sigma = check_real("blur sigma", sigma, strict=True)
+    sigma = check_real(sigma, "blur sigma", minimum=0.0, strict=True)
     radius = max(1, math.ceil(3 * sigma))                  # 3 sigma holds 99.7 % of the mass
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-t * t / (2 * sigma * sigma))
@@ -103,8 +79,8 @@ def gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
     so the weights summing to one and the rolls being permutations keep each image's mean
     exactly. Returns a new array of x's dtype; sigma = 0 returns a copy.
     """
-    x = _check_images(x, "gaussian_blur")
-    if check_real("blur sigma", sigma) == 0.0:
+    x = check_float_images(x, "gaussian_blur: x")
+    if check_real(sigma, "blur sigma", minimum=0.0) == 0.0:
         return x.copy()
     k = gaussian_kernel(sigma).astype(x.dtype)
     radius = len(k) // 2
@@ -164,11 +140,5 @@ class Adam:
         self.t = 0
 
     def step(self, x: np.ndarray, grad: np.ndarray) -> None:
-        b1, b2 = self.betas
         self.t += 1
-        self.m *= b1
-        self.m += (1 - b1) * grad
-        self.v *= b2
-        self.v += (1 - b2) * (grad * grad)
-        denom = np.sqrt(self.v / (1 - b2 ** self.t)) + self.eps
-        x -= (self.lr / (1 - b1 ** self.t) * self.m / denom).astype(x.dtype, copy=False)
+        adam_step(x, grad, self.m, self.v, self.t, self.lr, self.betas, self.eps)

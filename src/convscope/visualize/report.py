@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
 from pathlib import Path
 
+from ..io import atomic_write_text, jsonable
 from . import render
-from .techniques import TECHNIQUES, Context, Output, jsonable
+from .context import Context, Output
+from .techniques import TECHNIQUES
 
 __all__ = ["write_report", "report_html"]
 
@@ -36,9 +39,10 @@ def _training_section(ctx: Context, metrics: dict | None) -> Output:
             {"train": (epochs, [h["train_accuracy"] for h in history]),
              "test": (epochs, [h["test_accuracy"] for h in history])}, "accuracy", "epoch", "accuracy")
         numbers["history"] = history
-    result = evaluate(ctx.model, ctx.data.test_images, ctx.data.test_labels, ctx.normalizer, len(ctx.class_names))
+    names = ctx.clf.class_names
+    result = evaluate(ctx.model, ctx.data.test_images, ctx.data.test_labels, ctx.clf.normalizer, len(names))
     numbers["test_accuracy"] = result["test_accuracy"]
-    figures["confusion"] = render.matrix_plot(result["confusion_matrix"], ctx.class_names, ctx.class_names,
+    figures["confusion"] = render.matrix_plot(result["confusion_matrix"], names, names,
                                               f"confusion matrix (test accuracy {result['test_accuracy']:.4f})",
                                               "predicted", "true")
     return Output(figures, numbers, "Training curves and the confusion matrix on the test split.")
@@ -72,10 +76,9 @@ def write_report(ctx: Context, out_dir, metrics: dict | None = None, title: str 
     neighbours' default feature space) gets its error message in its section.
     """
     from ..progress import Progress
-    from ..training.checkpoint import atomic_write_text
     sections: list[tuple[str, Output | str]] = []
     bar = Progress(len(TECHNIQUES) + 1, "report", unit="section", enabled=ctx.progress)
-    quiet = Context(**{**ctx.__dict__, "progress": False})
+    quiet = dataclasses.replace(ctx, progress=False)
     sections.append(("training", _training_section(ctx, metrics)))
     bar.update(1)
     for name, technique in TECHNIQUES.items():

@@ -1,163 +1,139 @@
-"""Each §3 technique run on a checkpoint: the figures and the numbers behind them.
+"""Each §3 technique run on a classifier and its test images: the figures and the numbers behind them.
 
 The CLI (``convscope visualize TECHNIQUE``) writes them as PNG files and ``TECHNIQUE.json``;
 the HTML report embeds them. A technique is a function ``run_X(ctx) -> Output`` over a
-:class:`Context` holding the model, its normalisation and the data.
+:class:`~convscope.visualize.context.Context`; each calls the library through its front
+door, ``technique(ctx.clf, uint8 images)``, and labels what its figures show: the classes
+explained and the true labels, the numbers under each image and what they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from ..data import Dataset, Normalizer
-from ..layers import Conv2d, Module
+from ..io import jsonable
 from . import render
-from .probe import feature_layer, layers_of_type
+from .context import Context, Output
+from .core import feature_layer, first_conv, last_conv
+from .display import normalize_map, to_display, to_pixels
+from .probe import output_shape_of
 
-__all__ = ["Context", "Output", "TECHNIQUES", "run_technique", "jsonable"]
+__all__ = ["TECHNIQUES", "UNIT_TECHNIQUES", "CLASS_TECHNIQUES", "run_technique"]
 
-
-@dataclass
-class Context:
-    """What every technique needs. ``images``: indices into the test split to explain."""
-
-    model: Module
-    normalizer: Normalizer
-    data: Dataset
-    class_names: list[str]
-    images: list[int]
-    layer: str | None = None
-    unit: int | None = None
-    target: int | None = None
-    seed: int = 0
-    sample: int = 1000                 # test images used for statistics (sparsity, dissection)
-    steps: int | None = None           # optimisation steps of actmax / inversion (None: their defaults)
-    progress: bool = True
-
-    def x(self, indices) -> np.ndarray:
-        """Test images ``indices`` in model space (N, C, H, W) float32."""
-        return self.normalizer(self.data.test_images[np.asarray(indices)])
-
-    def steps_option(self) -> dict:
-        return {} if self.steps is None else {"steps": self.steps}
-
-    def query(self) -> np.ndarray:
-        return self.x(self.images)
-
-    def sample_indices(self) -> np.ndarray:
-        return np.arange(min(self.sample, len(self.data.test_images)))
-
-    def label(self, k: int) -> str:
-        return self.class_names[k] if 0 <= k < len(self.class_names) else str(k)
+UNIT_TECHNIQUES = ("filters", "activations", "deconv", "actmax", "dissect")     # those that take --unit
+CLASS_TECHNIQUES = ("actmax", "saliency")                                       # those that take --class
+PAGE = 16                      # units per figure of the dissection
 
 
-class _Identity:
-    """A stand-in normalizer for inputs that are already in model space."""
-
-    def __call__(self, x):
-        return x
+def _kind(shape: tuple[int, ...]) -> str:
+    return "channels" if len(shape) == 3 else "features"
 
 
-@dataclass
-class Output:
-    """Figures (file stem -> matplotlib Figure) and JSON-able numbers of one technique."""
-
-    figures: dict = field(default_factory=dict)
-    numbers: dict = field(default_factory=dict)
-    caption: str = ""
-
-
-def _convs(model: Module) -> list[str]:
-    convs = layers_of_type(model, Conv2d)
-    if not convs:
-        raise ValueError("the model has no convolution layer; choose a layer with --layer")
-    return convs
-
-
-def _first_conv(model: Module) -> str:
-    return _convs(model)[0]
-
-
-def _last_conv(model: Module) -> str:
-    return _convs(model)[-1]
-
-
-def _titles(ctx: Context, prefix: str = "") -> list[str]:
-    return [f"{prefix}#{i} ({ctx.label(int(ctx.data.test_labels[i]))})" for i in ctx.images]
+def _picture_titles(ctx: Context) -> list[str]:
+    return [f"#{i} (true {ctx.true_label(i)})" for i in ctx.images]
 
 
 def run_filters(ctx: Context) -> Output:
     from .features import filter_grid
-    grid = filter_grid(ctx.model, ctx.layer)
-    fig = render.image_grid(grid.tiles, [f"{i}" for i in range(len(grid.tiles))],
-                            title=f"filters of {grid.layer} {tuple(grid.weights.shape)}", ncols=min(8, len(grid.tiles)))
+    grid = filter_grid(ctx.clf, ctx.layer)
+    unit = ctx.check_unit(grid.layer, len(grid.weights), "filters")
+    shown = range(len(grid.tiles)) if unit is None else [unit]
+    fig = render.image_grid(grid.tiles[list(shown)], [f"filter {i}" for i in shown], picture=True,
+                            title=f"filters of {grid.layer} {tuple(grid.weights.shape)}, each scaled to its own range",
+                            ncols=min(8, len(shown)))
     norms = np.sqrt((grid.weights.astype(np.float64) ** 2).reshape(len(grid.weights), -1).sum(axis=1))
     return Output({"filters": fig}, {"layer": grid.layer, "weight_shape": list(grid.weights.shape),
-                                     "filter_norms": norms.tolist()},
+                                     "filter_norms": norms.tolist(), "shown": list(shown)},
                   "First-layer filters, each scaled to its own range (edge and blob detectors).")
 
 
 def run_activations(ctx: Context) -> Output:
     from .features import feature_maps, sparsity
-    layer = ctx.layer or _first_conv(ctx.model)
-    maps = feature_maps(ctx.model, ctx.query(), layer)
+    layer = ctx.layer if ctx.layer is not None else first_conv(ctx.model)
+    maps = feature_maps(ctx.clf, ctx.raw(), layer)
+    unit = ctx.check_unit(layer, maps.shape[1], _kind(maps.shape[1:]))
     figures = {}
+    channels = range(maps.shape[1]) if unit is None else [unit]
     if maps.ndim == 4:
         for i, index in enumerate(ctx.images[:4]):
             figures[f"activations_{index}"] = render.image_grid(
-                maps[i], [f"ch {c}" for c in range(len(maps[i]))], title=f"{layer} on test image #{index}",
-                colorbar=True, cmap="viridis")
-    rows = sparsity(ctx.model, ctx.x(ctx.sample_indices()))
+                maps[i, list(channels)], [f"ch {c}" for c in channels], colorbar=True, cmap="viridis",
+                title=f"{layer} on test image #{index} (true {ctx.true_label(index)})")
+    else:
+        shown = maps[:, list(channels)]
+        figures["activations"] = render.matrix_plot(shown, [f"#{i}" for i in ctx.images], list(channels),
+                                                    f"{layer} activations", "feature", "test image",
+                                                    annotate=shown.size <= 100)
+    rows = sparsity(ctx.clf, ctx.raw(ctx.sample_indices()))
     figures["sparsity"] = render.bar_chart([r.layer for r in rows], [r.fraction_zero for r in rows],
                                            "fraction of zero activations by depth", "fraction zero")
-    return Output(figures, {"layer": layer, "map_shape": list(maps.shape[1:]),
+    return Output(figures, {"layer": layer, "map_shape": list(maps.shape[1:]), "unit": unit,
                             "sparsity": [{"layer": r.layer, "type": r.type, "fraction_zero": float(r.fraction_zero)}
                                          for r in rows]},
                   "Feature maps of a layer, and how sparse the responses become with depth.")
 
 
-def run_neighbors(ctx: Context, k: int = 5, train_sample: int = 10000) -> Output:
-    from .neighbors import nearest_neighbors, translation_example
+def run_neighbors(ctx: Context, k: int = 5, train_sample: int = 10000, shift: int = 3) -> Output:
+    from .neighbors import nearest_neighbors, shift_images, translation_example
     data = ctx.data
     n = min(train_sample, len(data.train_images))
-    train_x = ctx.normalizer(data.train_images[:n])
-    query = ctx.query()
     labels = data.test_labels[np.asarray(ctx.images)]
-    result = nearest_neighbors(ctx.model, train_x, data.train_labels[:n], query, labels, layer=ctx.layer, k=k)
+    result = nearest_neighbors(ctx.clf, data.train_images[:n], data.train_labels[:n], ctx.raw(), labels,
+                               layer=ctx.layer, k=k)
+    def train_pictures(idx):
+        return ctx.clf.pixels(data.train_images[idx]).astype(np.float32) / 255.0
+
+    query = ctx.pictures()
     panels, titles = [], []
     for q, index in enumerate(ctx.images):
         panels.append(query[q])
-        titles.append(f"query #{index}")
+        titles.append(f"query #{index} ({ctx.true_label(index)})")
         for kind, idx in (("feat", result.feature_indices[q]), ("pix", result.pixel_indices[q])):
-            for j in idx:
-                panels.append(train_x[j])
-                titles.append(f"{kind} {ctx.label(int(data.train_labels[j]))}")
-    fig = render.image_grid(render.to_display(np.stack(panels)), titles, ncols=1 + 2 * k,
-                            title=f"nearest training images: feature space ({result.layer}) | pixel space")
-    shift = translation_example(ctx.model, query, shift=3, layer=ctx.layer)
+            panels.extend(train_pictures(idx))
+            titles += [f"{kind}: {ctx.label(int(data.train_labels[j]))}" for j in idx]
+    agreement = (f"label agreement of the {k} nearest: feature space {result.feature_agreement:.2f}, "
+                 f"pixel space {result.pixel_agreement:.2f}")
+    fig = render.image_grid(render.pictures(np.stack(panels)), titles, ncols=1 + 2 * k, picture=True,
+                            title=f"nearest training images: {k} in feature space ({result.layer}) | "
+                                  f"{k} in pixel space\n{agreement}")
+    reference = ctx.raw(ctx.sample_indices()[:200])
+    moved = translation_example(ctx.clf, ctx.raw(), shift, layer=ctx.layer, reference=reference)
+    shifted = shift_images(query, shift)
+    panels = [p for pair in zip(render.pictures(query), render.pictures(shifted)) for p in pair]
+    titles = []
+    for q, index in enumerate(ctx.images):
+        titles += [f"#{index}", f"shifted {shift} px\npixel {moved.pixel_relative[q]:.2f}, "
+                                f"feature {moved.feature_relative[q]:.2f}"]
+    translation = render.image_grid(
+        np.stack(panels), titles, ncols=min(8, len(panels)), picture=True, cell=2.0,
+        title=f"a shifted image against the typical distance between two test images (1 = as far as another "
+              f"image):\nmedian pixel {moved.pixel_relative_median:.2f}, feature ({moved.layer}) "
+              f"{moved.feature_relative_median:.2f}")
     numbers = {"layer": result.layer, "k": k, "train_images_searched": n,
-               "feature_agreement": _float(result.feature_agreement), "pixel_agreement": _float(result.pixel_agreement),
-               "feature_neighbors": result.feature_indices.tolist(), "pixel_neighbors": result.pixel_indices.tolist(),
-               "translation": jsonable(shift)}
-    return Output({"neighbors": fig}, numbers,
+               "feature_agreement": result.feature_agreement, "pixel_agreement": result.pixel_agreement,
+               "feature_neighbors": result.feature_indices, "pixel_neighbors": result.pixel_indices,
+               "translation": moved}
+    return Output({"neighbors": fig, "translation": translation}, jsonable(numbers),
                   "Label agreement of the k nearest training images in feature space vs pixel space; a shifted "
                   "image stays near its original in feature space.")
 
 
 def run_deconv(ctx: Context) -> Output:
     from .deconv import deconv
-    layer = ctx.layer or _last_conv(ctx.model)
-    query = ctx.query()
-    result = deconv(ctx.model, query, layer, unit=ctx.unit)
-    panels = np.concatenate([render.to_display(query), render.to_display(result.projections)])
-    titles = _titles(ctx) + [f"unit {int(u)}" for u in result.units]
-    fig = render.image_grid(panels, titles, ncols=len(ctx.images),
-                            title=f"deconvnet projections of the strongest activation in {layer}")
-    return Output({"deconv": fig}, {"layer": layer, "units": np.asarray(result.units).tolist(),
-                                    "positions": None if result.positions is None else np.asarray(result.positions).tolist(),
-                                    "activations": np.asarray(result.activations).tolist()},
+    layer = ctx.layer if ctx.layer is not None else last_conv(ctx.model)
+    shape = output_shape_of(ctx.model, layer, ctx.clf.input_shape)
+    unit = ctx.check_unit(layer, shape[0], _kind(shape))
+    result = deconv(ctx.clf, ctx.raw(), layer, unit=unit)
+    where = ([f" at ({r}, {c})" for r, c in result.positions] if result.positions is not None
+             else [""] * len(ctx.images))
+    panels = render.pictures(ctx.pictures()) + list(to_display(result.projections))
+    titles = _picture_titles(ctx) + [f"unit {int(u)}{w}\nactivation {a:.2f}"
+                                     for u, w, a in zip(result.units, where, result.activations)]
+    fig = render.image_grid(np.stack(panels), titles, ncols=len(ctx.images), picture=True,
+                            title=f"deconvnet projections of the strongest activation in {layer} "
+                                  f"(each scaled to its own range)")
+    return Output({"deconv": fig}, jsonable({"layer": layer, "units": result.units, "positions": result.positions,
+                                             "activations": result.activations}),
                   "Zeiler & Fergus deconvnet: one activation projected back to pixel space.")
 
 
@@ -165,120 +141,118 @@ def run_actmax(ctx: Context) -> Output:
     from ..progress import Progress
     from .actmax import activation_maximization
     layer = ctx.layer if ctx.layer is not None else ""
-    if ctx.unit is not None or ctx.target is not None:
-        units = [ctx.unit if ctx.unit is not None else ctx.target]
+    shape = output_shape_of(ctx.model, layer, ctx.clf.input_shape)
+    kind = "classes" if layer == "" else _kind(shape)
+    ctx.check_unit(layer, shape[0], kind)
+    if ctx.unit is not None:
+        units = [ctx.unit]
+    elif ctx.target is not None:
+        if layer != "":
+            raise ValueError(f"--class is for the logits; to maximise a unit of {layer!r} give --unit")
+        units = [ctx.target]
     else:
-        units = list(range(len(ctx.class_names))) if layer == "" else list(range(8))
-    shape = ctx.data.input_shape
+        units = list(range(shape[0] if layer == "" else min(8, shape[0])))
     images, numbers = [], []
     bar = Progress(len(units), "actmax", unit="unit", enabled=ctx.progress)
     for unit in units:
-        result = activation_maximization(ctx.model, layer, unit, shape, seed=ctx.seed, normalizer=ctx.normalizer,
-                                         **ctx.steps_option())
+        result = activation_maximization(ctx.clf, layer, unit, seed=ctx.seed, **ctx.steps_option())
         images.append(result.image)
         numbers.append({"unit": int(unit), "activation": float(result.activation)})
         bar.update(1)
     bar.close()
-    what = "class" if layer == "" else f"{layer} unit"
-    titles = [f"{ctx.label(u) if layer == '' else u}: {n['activation']:.1f}" for u, n in zip(units, numbers)]
-    fig = render.image_grid(render.to_display(np.stack(images)), titles,
-                            title=f"activation maximisation ({what}; seed {ctx.seed})")
+    what = "class score (logit)" if layer == "" else f"mean activation of the {layer} unit"
+    titles = [f"{'class ' + ctx.label(u) if layer == '' else 'unit ' + str(u)}: activation {n['activation']:.1f}"
+              for u, n in zip(units, numbers)]
+    fig = render.image_grid(render.pictures(to_pixels(np.stack(images), ctx.clf.normalizer)), titles, picture=True,
+                            title=f"activation maximisation (seed {ctx.seed}); activation = the {what} on the image")
     return Output({"actmax": fig}, {"layer": layer or "logits", "seed": ctx.seed, "units": numbers},
                   "Inputs synthesised by gradient ascent to excite one unit, with image priors.")
 
 
 def run_saliency(ctx: Context) -> Output:
-    from .attribution import grad_cam, integrated_gradients, occlusion
-    from .saliency import gradient_saliency, guided_backprop, normalize_map, smoothgrad
-    query = ctx.query()
-    target = ctx.target
-    layer = ctx.layer or _last_conv(ctx.model)
+    from .attribution import grad_cam, integrated_gradients
+    from .occlusion import occlusion
+    from .saliency import gradient_saliency, guided_backprop, smoothgrad
+    raw, target = ctx.raw(), ctx.target
+    layer = ctx.layer if ctx.layer is not None else last_conv(ctx.model)
     rng = np.random.default_rng(ctx.seed)
-    ig = integrated_gradients(ctx.model, query, target)
-    cam = grad_cam(ctx.model, query, layer, target)
+    ig = integrated_gradients(ctx.clf, raw, target)
+    cam = grad_cam(ctx.clf, raw, layer, target)
     methods = {
-        "gradient": gradient_saliency(ctx.model, query, target),
-        "guided backprop": normalize_map(guided_backprop(ctx.model, query, target), "abs"),
-        "SmoothGrad": normalize_map(smoothgrad(ctx.model, query, target, rng=rng), "abs"),
-        "integrated gradients": normalize_map(ig.attributions, "abs"),
+        "gradient": gradient_saliency(ctx.clf, raw, target),
+        "guided backprop": guided_backprop(ctx.clf, raw, target),
+        "SmoothGrad": smoothgrad(ctx.clf, raw, target, rng=rng),
+        "integrated gradients": ig.attributions,
         f"Grad-CAM {layer}": cam.upsampled,
-        "occlusion": occlusion(ctx.model, query, target),
+        "occlusion": occlusion(ctx.clf, raw, target),
     }
+    probs = ctx.clf.predict(raw)
+    pictures = render.pictures(ctx.pictures())
     figures = {}
     for i, index in enumerate(ctx.images):
-        gray = render.to_display(query[i:i + 1].mean(axis=1, keepdims=True))[0]     # maps are one-channel
-        panels = [gray] + [normalize_map(m[i:i + 1], "abs")[0] for m in methods.values()]
-        figures[f"saliency_{index}"] = render.image_grid(
-            np.stack(panels), [f"#{index}"] + list(methods), ncols=len(panels), cmap="inferno", colorbar=True,
-            title=f"attribution for test image #{index} ({ctx.label(int(ctx.data.test_labels[index]))})")
-    numbers = {"images": ctx.images, "grad_cam_layer": layer,
-               "integrated_gradients_completeness_gap": np.asarray(ig.completeness_gap).tolist(),
-               "integrated_gradients_score_difference": (np.asarray(ig.scores) - np.asarray(ig.baseline_scores)).tolist()}
-    return Output(figures, numbers,
+        explained = int(cam.targets[i])
+        how = "chosen with --class" if target is not None else "the predicted class"
+        panels = [render.Panel(pictures[i], f"#{index}", picture=True)]
+        panels += [render.Panel(normalize_map(m[i:i + 1], "abs")[0], name, cmap="inferno", vmin=0, vmax=1)
+                   for name, m in methods.items()]
+        figures[f"saliency_{index}"] = render.panel_grid(
+            panels, ncols=len(panels), colorbar=True,
+            title=f"test image #{index}: true class {ctx.true_label(index)}; explaining class "
+                  f"{ctx.label(explained)} ({how}, p = {probs[i, explained]:.2f}); |attribution| scaled per map")
+    numbers = {"images": ctx.images, "grad_cam_layer": layer, "explained_classes": cam.targets,
+               "true_classes": ctx.data.test_labels[np.asarray(ctx.images)],
+               "integrated_gradients_completeness_gap": ig.completeness_gap,
+               "integrated_gradients_score_difference": np.asarray(ig.scores) - np.asarray(ig.baseline_scores)}
+    return Output(figures, jsonable(numbers),
                   "Gradient saliency, guided backprop, SmoothGrad, integrated gradients, Grad-CAM and occlusion.")
 
 
 def run_inversion(ctx: Context) -> Output:
-    from ..training import predict
     from .inversion import invert
-    layer = ctx.layer or feature_layer(ctx.model)
-    query = ctx.query()
-    result = invert(ctx.model, query, layer, seed=ctx.seed, normalizer=ctx.normalizer, **ctx.steps_option())
-    predicted = predict(ctx.model, result.images, _Identity(), 256).argmax(axis=1)
-    panels = np.concatenate([render.to_display(query), render.to_display(result.images)])
-    titles = _titles(ctx) + [f"{ctx.label(int(p))} err {e:.2f}" for p, e in zip(predicted, result.relative_error)]
-    fig = render.image_grid(panels, titles, ncols=len(ctx.images), title=f"inverting the code of {layer}")
+    layer = ctx.layer if ctx.layer is not None else feature_layer(ctx.model)
+    result = invert(ctx.clf, ctx.raw(), layer, seed=ctx.seed, **ctx.steps_option())
+    predicted = ctx.clf.predict(result.images, model_space=True).argmax(axis=1)
+    panels = render.pictures(ctx.pictures()) + render.pictures(to_pixels(result.images, ctx.clf.normalizer))
+    rebuilt = [f"seen as {ctx.label(int(p))}\nrel. error {e:.2f}" if np.isfinite(e) else
+               f"seen as {ctx.label(int(p))}\ncode all zero" for p, e in zip(predicted, result.relative_error)]
+    fig = render.image_grid(np.stack(panels), _picture_titles(ctx) + rebuilt, ncols=len(ctx.images), picture=True,
+                            title=f"images rebuilt from their code at {layer}; rel. error = "
+                                  f"|code(rebuilt) - code(original)| / |code(original)|")
     labels = ctx.data.test_labels[np.asarray(ctx.images)]
-    return Output({"inversion": fig}, {"layer": layer, "relative_error": np.asarray(result.relative_error).tolist(),
-                                       "reconstruction_class": predicted.tolist(),
-                                       "same_class_fraction": float(np.mean(predicted == labels))},
+    return Output({"inversion": fig}, jsonable({"layer": layer, "relative_error": result.relative_error,
+                                                "reconstruction_class": predicted,
+                                                "same_class_fraction": float(np.mean(predicted == labels))}),
                   "Mahendran & Vedaldi: images reconstructed from a layer's representation alone.")
 
 
-def run_dissect(ctx: Context, units: int = 8, top: int = 6) -> Output:
+def run_dissect(ctx: Context, top: int = 6) -> Output:
     from .dissect import dissect
-    layer = ctx.layer or _last_conv(ctx.model)
+    layer = ctx.layer if ctx.layer is not None else last_conv(ctx.model)
+    unit = ctx.check_unit(layer, output_shape_of(ctx.model, layer, ctx.clf.input_shape)[0], "units")
     idx = ctx.sample_indices()
-    x = ctx.x(idx)
-    result = dissect(ctx.model, x, layer, labels=ctx.data.test_labels[idx], top=top)
+    result = dissect(ctx.clf, ctx.raw(idx), layer, labels=ctx.data.test_labels[idx], top=min(top, len(idx)))
     rows = result.rows()
-    shown = rows[:units] if ctx.unit is None else [r for r in rows if r["unit"] == ctx.unit]
-    panels, titles = [], []
-    for row in shown:
-        for rank, j in enumerate(result.top_indices[row["unit"]][:top]):
-            panels.append(x[j])
-            titles.append(f"unit {row['unit']}" if rank == 0 else "")
-    figures = {"dissect_top_images": render.image_grid(render.to_display(np.stack(panels)), titles, ncols=top,
-                                                       title=f"images that excite units of {layer} most")}
-    if getattr(result, "class_means", None) is not None:
-        figures["dissect_selectivity"] = render.matrix_plot(
-            np.asarray(result.class_means)[: max(units, len(shown))], [r["unit"] for r in rows[:max(units, len(shown))]],
-            [ctx.label(int(c)) for c in result.classes], f"mean activation per class, {layer}", "class", "unit",
-            annotate=False)
+    shown = rows if unit is None else [rows[unit]]
+    pictures = render.pictures(ctx.pictures(idx))
+    figures = {}
+    for page, start in enumerate(range(0, len(shown), PAGE), start=1):
+        part = shown[start:start + PAGE]
+        labels = [f"unit {r['unit']}: prefers {ctx.label(r['preferred_class'])}, "
+                  + (f"sel. {r['selectivity']:.2f}" if np.isfinite(r["selectivity"]) else "sel. undefined")
+                  for r in part]
+        stem = "dissect_top_images" if len(shown) <= PAGE else f"dissect_top_images_{page}"
+        figures[stem] = render.mosaic([[pictures[j] for j in result.top_indices[r["unit"]]] for r in part], labels,
+                                      title=f"test images that excite units of {layer} most (units {part[0]['unit']}"
+                                            f"-{part[-1]['unit']} of {len(rows)}; sel. = class selectivity)")
+    units = [r["unit"] for r in shown]
+    for page, start in enumerate(range(0, len(units), 4 * PAGE), start=1):
+        part = units[start:start + 4 * PAGE]
+        stem = "dissect_selectivity" if len(units) <= 4 * PAGE else f"dissect_selectivity_{page}"
+        figures[stem] = render.matrix_plot(result.class_means[part], part,
+                                           [ctx.label(int(c)) for c in result.classes],
+                                           f"mean response per class, {layer}", "class", "unit", annotate=False)
     return Output(figures, {"layer": layer, "images": len(idx), "units": jsonable(rows)},
                   "Semantic interpretation of units: top images and class selectivity.")
-
-
-def _float(value):
-    return None if value is None else float(value)
-
-
-def jsonable(value):
-    """Dataclasses, NumPy arrays and scalars -> plain JSON types."""
-    import dataclasses
-    if dataclasses.is_dataclass(value):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None                          # JSON has no NaN: an undefined number (e.g. a dead unit's selectivity)
-    return value
 
 
 TECHNIQUES = {"filters": run_filters, "activations": run_activations, "neighbors": run_neighbors,
