@@ -35,6 +35,9 @@ class Progress:
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.count, self.units, self.postfix = 0, 0.0, {}
         self.start = self._last_draw = time.perf_counter()
+        self.stopped: float | None = None     # when the counted work ended (see phase)
+        self.status = ""
+        self.after = 0.0                      # seconds of work expected after this bar (the run's ETA)
 
     def __enter__(self) -> "Progress":
         return self
@@ -51,8 +54,19 @@ class Progress:
             self._last_draw = now
             self._draw(now)
 
+    def phase(self, status: str) -> None:
+        """Stop the clock of the counted work and show ``status`` (e.g. "evaluating ..."), so
+        the rate and time shown cover the counted work only."""
+        if self.stopped is None:
+            self.stopped = time.perf_counter()
+        self.status = status
+        if self.tty:
+            self._draw(self.stopped)
+
     def line(self, now: float | None = None) -> str:
         now = time.perf_counter() if now is None else now
+        if self.stopped is not None:
+            now = self.stopped
         elapsed = max(now - self.start, 1e-9)
         frac = min(self.count / self.total, 1.0) if self.total else 1.0
         filled = int(frac * self.WIDTH)
@@ -61,8 +75,10 @@ class Progress:
         eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
         post = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                         for k, v in self.postfix.items())
+        run = f" (run {_clock(eta + self.after)} left)" if self.after else ""
+        status = f" {self.status}" if self.status else ""
         return (f"{self.desc} [{bar}] {self.count}/{self.total} {post} "
-                f"{rate:,.0f} {self.unit}/s {_clock(elapsed)}<{_clock(eta)}").strip()
+                f"{rate:,.0f} {self.unit}/s {_clock(elapsed)}<{_clock(eta)}{run}{status}").strip()
 
     def _draw(self, now: float) -> None:
         self.stream.write("\r" + self.line(now) + "\x1b[K")
@@ -73,6 +89,7 @@ class Progress:
         if not self.enabled:
             return
         self.postfix.update(postfix)
+        self.status, self.after = "", 0.0
         text = self.line()
         self.stream.write(("\r" + text + "\x1b[K\n") if self.tty else text + "\n")
         self.stream.flush()

@@ -47,9 +47,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
-from numbers import Integral
 
 from .layers import AuxiliaryClassifier, Concat, Conv2d, Linear, Module, Residual, Sequential
+from .validation import is_int
 
 __all__ = ["LayerRow", "Summary", "summarize"]
 
@@ -162,7 +162,7 @@ def summarize(model: Module, input_shape, name: str | None = None) -> Summary:
     if not isinstance(model, Module):
         raise TypeError(f"summarize: model must be a convscope Module, got {type(model).__name__}")
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else (input_shape,)
-    if len(shape) != 3 or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in shape):
+    if len(shape) != 3 or not all(is_int(s) and s > 0 for s in shape):
         raise ValueError(f"summarize: input_shape must be (C, H, W) with positive ints, got {input_shape!r}")
     shape = tuple(int(s) for s in shape)
     if name is None:

@@ -201,6 +201,38 @@ def test_data_whose_size_does_not_fit_the_model(run_dir, mnist, tmp_path, capsys
 def test_divergence_keeps_the_existing_checkpoint(run_dir, mnist_dir, tmp_path, capsys):
     out = shutil.copytree(run_dir, tmp_path / "existing")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    expect_error(capsys, "train", "--data", mnist_dir, *QUICK, "--lr", "1e9", "--out", out,
-                 match="loss became")
+    line = expect_error(capsys, "train", "--data", mnist_dir, *QUICK, "--lr", "1e9", "--out", out, "--overwrite",
+                        match="loss became")
+    assert "still holds the earlier run, unchanged" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    expect_error(capsys, "train", "--data", mnist_dir, *QUICK, "--out", out, match="already holds a run")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_without_out_each_run_gets_a_fresh_directory(mnist_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    name = mnist_dir.name
+    for expected in (f"lenet5-{name}", f"lenet5-{name}-2"):
+        code, out, _ = run_cli(capsys, "train", "--model", "LeNet5", "--data", mnist_dir, *QUICK, "--limit", 64,
+                               "--test-limit", 32)
+        assert code == 0 and str(tmp_path / "runs" / expected / "model.npz") not in out
+        assert f"runs/{expected}/model.npz" in out and f"runs/{expected}/checkpoint.npz" in out
+        metrics = json.loads((tmp_path / "runs" / expected / "metrics.json").read_text())
+        assert metrics["model"] == "lenet5" and metrics["test_images"] == 32 and metrics["train_images"] == 64
+
+
+def test_help_texts_print_percent_signs_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "99.0% test accuracy" in out and "%%" not in out
+
+
+def test_unknown_model_suggests_the_closest_name(mnist_dir, capsys):
+    line = expect_error(capsys, "train", "--model", "resnet5", "--data", mnist_dir, *QUICK, match="resnet5")
+    assert "did you mean" in line
+
+
+@pytest.mark.parametrize("flag, value, match", [("--seed", "-1", "--seed"), ("--translate", "1000", "translate 1000")])
+def test_out_of_range_training_flags_are_named(mnist_dir, capsys, flag, value, match):
+    expect_error(capsys, "train", "--data", mnist_dir, *QUICK, flag, value, match=match)

@@ -32,20 +32,20 @@ def format_confusion(cm: np.ndarray, names: list[str]) -> str:
 
 def run(args) -> int:
     from ..training import evaluate
-    from .common import load_run
+    from .common import load_with_data
 
-    run_ = load_run(args.checkpoint, args.data)
-    model, meta, dataset, spec, classes = run_.model, run_.meta, run_.data, run_.data_spec, run_.class_names
-    result = evaluate(model, dataset.test_images, dataset.test_labels, run_.normalizer, len(classes),
+    clf, dataset, spec = load_with_data(args.checkpoint, args.data)
+    classes = clf.class_names
+    result = evaluate(clf.model, dataset.test_images, dataset.test_labels, clf.normalizer, len(classes),
                       args.batch_size)
     per_class = [None if np.isnan(a) else float(a) for a in result["per_class_accuracy"]]
     if args.json:
-        print(json.dumps({"checkpoint": str(args.checkpoint), "data": spec, "model": meta["model"]["name"],
+        print(json.dumps({"checkpoint": str(args.checkpoint), "data": spec, "model": clf.name,
                           "test_accuracy": result["test_accuracy"], "test_images": len(dataset.test_images),
                           "class_names": list(classes), "per_class_accuracy": per_class,
                           "confusion_matrix": result["confusion_matrix"].tolist()}))
         return 0
-    print(f"{meta['model']['name']} on {spec}: test accuracy {result['test_accuracy']:.4f} "
+    print(f"{clf.name} on {spec}: test accuracy {result['test_accuracy']:.4f} "
           f"({len(dataset.test_images):,} images)")
     print("per-class accuracy:")
     for name, acc in zip(classes, per_class):

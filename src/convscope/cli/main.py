@@ -40,9 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..data import DataFormatError
-    from ..training import CheckpointError, TrainingDiverged
+    from ..training import CheckpointError, TrainingDiverged, TrainingInterrupted
 
     parser = build_parser()
     debug = bool(os.environ.get("CONVSCOPE_DEBUG"))   # set it to see tracebacks
@@ -55,17 +59,36 @@ def main(argv: list[str] | None = None) -> int:
     except (DataFormatError, CheckpointError, TrainingDiverged, ValueError, TypeError) as err:
         if debug:
             raise
-        print(f"convscope: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"convscope: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as err:
-        print(f"convscope: error: {err.strerror or err}: '{err.filename}'", file=sys.stderr)
+    except MemoryError:
+        if debug:
+            raise
+        print("convscope: error: out of memory; try a smaller --batch-size, fewer images or a smaller model",
+              file=sys.stderr)
         return 2
     except BrokenPipeError:                            # e.g. `convscope summary vgg16 | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as err:        # missing files, permissions, a full disk (earlier files stay intact)
+        if debug:
+            raise
+        where = f": '{err.filename}'" if err.filename else ""
+        print(f"convscope: error: {err.strerror or _one_line(err)}{where}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as err:
+        print(f"convscope: {_one_line(err)}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("convscope: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:                           # a genuine bug: say so, briefly
+        if debug:
+            raise
+        print(f"convscope: internal error (a bug in convscope, not your input): {type(err).__name__}: "
+              f"{_one_line(err)}; run again with CONVSCOPE_DEBUG=1 for the traceback and please report it",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

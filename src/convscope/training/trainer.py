@@ -8,81 +8,52 @@ an uninterrupted run draws, with no generator state to carry across the checkpoi
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from ..data import Dataset, Normalizer, channel_stats, iterate_batches
 from ..data.augment import Augment
+from ..io import atomic_write_json
 from ..layers import AuxiliaryClassifier, Module, SoftmaxCrossEntropy
-from ..optim import SCHEDULES, make_optimizer, make_schedule
+from ..optim import make_optimizer, make_schedule
 from ..progress import Progress
-from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .metrics import accuracy, confusion_matrix, per_class_accuracy
+from .rundir import RunLock
 
-__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "predict", "evaluate"]
+__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted", "predict", "evaluate"]
 
 # Streams of the per-epoch generators (see the module docstring).
 _SHUFFLE, _AUGMENT, _DROPOUT, _PCA_FIT = 0, 1, 2, 3
 
 
 class TrainingDiverged(ArithmeticError):
-    """The loss became NaN or infinite; training stopped before saving anything."""
+    """The loss (or a weight) became NaN or infinite; training stopped and saved nothing more.
 
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of a run. The defaults are the LeNet-5 / MNIST recipe of the README:
-    Nesterov SGD with a short warm-up and a cosine decay, which reaches >= 99.0% test accuracy.
+    The message says what the run directory holds now (the last finished epoch's
+    checkpoint, or nothing).
     """
 
-    epochs: int = 12
-    batch_size: int = 128
-    lr: float = 0.05                 # peak learning rate, reached after the warm-up
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.5       # linear ramp: avoids early instability at lr 0.05
-    label_smoothing: float = 0.0
-    translate: int = 0               # augmentation: random shifts of up to this many pixels
-    hflip: bool = False              # augmentation: random horizontal reflection (not for digits)
-    pca_color: float = 0.0           # augmentation: AlexNet's PCA colour jitter std (0.1 in the paper)
-    limit: int | None = None         # trained on the first `limit` training images only (recorded)
-    seed: int = 0
-    eval_batch_size: int = 500
 
-    def validate(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError(f"weight_decay and warmup_epochs must be non-negative, got "
-                             f"{self.weight_decay!r} and {self.warmup_epochs!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training. ``str(err)`` says what was saved and how to continue."""
 
 
-def predict(model: Module, images: np.ndarray, normalizer: Normalizer, batch_size: int = 500) -> np.ndarray:
-    """Logits (N, K) for uint8 images (N, C, H, W), in evaluation mode, batch by batch."""
+def predict(model: Module, images: np.ndarray, normalizer: Normalizer | None, batch_size: int = 500) -> np.ndarray:
+    """Logits (N, K) for uint8 images (N, C, H, W), in evaluation mode, batch by batch.
+
+    With ``normalizer=None`` the images are taken as already in model space (float).
+    """
     was_training = model.training
     model.eval()
+    prepare = normalizer if normalizer is not None else (lambda x: x)
     try:
-        outs = [model.forward(normalizer(images[idx])) for idx in iterate_batches(len(images), batch_size)]
+        outs = [model.forward(prepare(images[idx])) for idx in iterate_batches(len(images), batch_size)]
     finally:
         model.train(was_training)
     return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)
@@ -98,26 +69,42 @@ def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, normalizer: 
 
 
 class Trainer:
-    """Train ``model`` on ``dataset`` with ``config``, writing into ``out_dir``.
+    """Train ``model`` on ``dataset`` with ``config``, writing into ``out_dir`` (None: nothing written).
 
     Files: ``checkpoint.npz`` (weights, optimizer state, history; rewritten atomically after
     every epoch, for ``resume``), and at the end ``model.npz`` (weights and config) and
-    ``metrics.json``. Training batches are augmented as the config says (translations,
-    reflections, PCA colour; see :mod:`convscope.data.augment`). ``data_spec`` is recorded so a
-    checkpoint says what it was trained on. A model with :class:`AuxiliaryClassifier` layers
-    (GoogLeNet with ``aux_logits``) is trained on the main loss plus weight x each side
-    loss, and ``train_loss`` reports that total.
+    ``metrics.json``. ``config.limit`` / ``config.test_limit`` keep the first images of each
+    split (recorded in metrics.json as ``train_images`` / ``test_images``). Training batches
+    are augmented as the config says (translations, reflections, PCA colour; see
+    :mod:`convscope.data.augment`). ``data_spec`` is recorded so a checkpoint says what it was
+    trained on. A model with :class:`AuxiliaryClassifier` layers (GoogLeNet with
+    ``aux_logits``) is trained on the main loss plus weight x each side loss, and
+    ``train_loss`` reports that total.
+
+    ``replaces``: run files already in ``out_dir`` that belong to an earlier run being
+    overwritten; they are removed when this run writes its first checkpoint, so the
+    directory never holds two runs' files side by side.
     """
 
     def __init__(self, model: Module, dataset: Dataset, config: TrainConfig, out_dir=None, *,
-                 data_spec: str = "", progress: bool = True) -> None:
-        config.validate()
+                 data_spec: str = "", progress: bool = True, replaces: tuple[str, ...] = ()) -> None:
+        config = config.resolved()
         if not hasattr(model, "config"):
             raise ValueError("model has no .config; build it with convscope.models.build_model")
+        if config.limit is not None:
+            dataset = dataset.limit(config.limit)
+        if config.test_limit is not None:
+            dataset = dataclasses.replace(dataset, test_images=dataset.test_images[:config.test_limit],
+                                          test_labels=dataset.test_labels[:config.test_limit])
         self.model, self.dataset, self.config = model, dataset, config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.data_spec = data_spec or dataset.name
         self.progress = progress
+        self.replaces = tuple(replaces)
+        _, h, w = dataset.input_shape
+        if config.translate > min(h, w) // 2:
+            raise ValueError(f"translate {config.translate} is too large for {h}x{w} images: shifts of more "
+                             f"than half the image ({min(h, w) // 2} pixels) leave little of it")
         augment = Augment(config.translate, config.hflip, config.pca_color)
         if config.pca_color and dataset.input_shape[0] != 3:
             raise ValueError(f"PCA colour augmentation needs RGB data; {dataset.name!r} has "
@@ -137,18 +124,24 @@ class Trainer:
                            for _, m in model.named_modules() if isinstance(m, AuxiliaryClassifier)]
         self.history: list[dict] = []
         self.start_epoch = 0
+        self.saved_epoch: int | None = None      # the epoch checkpoint.npz holds, once this run wrote one
 
     # -- resuming -----------------------------------------------------------------------
     @classmethod
     def resume(cls, run_dir, dataset: Dataset, **kwargs) -> "Trainer":
-        """A trainer continuing the run saved in ``run_dir/checkpoint.npz``."""
-        model, meta = load_checkpoint(Path(run_dir) / "checkpoint.npz")
+        """A trainer continuing the run saved in ``run_dir/checkpoint.npz``.
+
+        ``dataset`` is the full dataset; the saved ``limit`` / ``test_limit`` are applied again.
+        """
+        path = Path(run_dir) / "checkpoint.npz"
+        model, meta = load_checkpoint(path)
+        check_resumable(meta, path)
         config = TrainConfig.from_dict(meta["train"])
         trainer = cls(model, dataset, config, run_dir, data_spec=meta.get("data", ""), **kwargs)
         trainer.normalizer = Normalizer.from_dict(meta["normalizer"])
         trainer.optimizer.load_state_dict(meta["optim_state"])
         trainer.history = list(meta["history"])
-        trainer.start_epoch = len(trainer.history)
+        trainer.start_epoch = trainer.saved_epoch = len(trainer.history)
         return trainer
 
     # -- the loop -----------------------------------------------------------------------
@@ -183,14 +176,14 @@ class Trainer:
                     loss += aux.weight * aux_loss.forward(aux.logits, y)
             if not math.isfinite(loss):
                 bar.close()
-                raise TrainingDiverged(
-                    f"training stopped: the loss became {loss} at epoch {epoch + 1}, batch {step + 1}; "
-                    f"no checkpoint was written over; try a lower learning rate (--lr, now {cfg.lr})")
-            for aux, aux_loss in self.aux_losses:
-                aux.logits_grad = aux.weight * aux_loss.backward()
-            model.backward(self.loss_fn.backward())
-            self.optimizer.lr = self.schedule(epoch * self.steps_per_epoch + step)
-            self.optimizer.step()
+                raise TrainingDiverged(self._diverged(f"the loss became {loss} at epoch {epoch + 1}, "
+                                                      f"batch {step + 1}"))
+            with np.errstate(over="ignore", invalid="ignore"):     # blown-up weights are caught before saving
+                for aux, aux_loss in self.aux_losses:
+                    aux.logits_grad = aux.weight * aux_loss.backward()
+                model.backward(self.loss_fn.backward())
+                self.optimizer.lr = self.schedule(epoch * self.steps_per_epoch + step)
+                self.optimizer.step()
             total_loss += loss * len(idx)
             correct += int((logits.argmax(axis=1) == y).sum())
             seen += len(idx)
@@ -200,33 +193,87 @@ class Trainer:
                 "seconds": seconds, "images_per_second": seen / seconds}
 
     def fit(self) -> dict:
-        """Train for the remaining epochs; returns the metrics written to metrics.json."""
+        """Train for the remaining epochs; returns the metrics written to metrics.json.
+
+        Raises :class:`TrainingDiverged` (NaN/inf loss or weights) and
+        :class:`TrainingInterrupted` (Ctrl-C), each saying what the run directory holds.
+        """
+        if self.out_dir is None:
+            return self._fit()
+        with RunLock(self.out_dir):
+            return self._fit()
+
+    def _fit(self) -> dict:
         cfg, model = self.config, self.model
         model.set_input_grad(False)          # nobody needs dLoss/dImage while training
-        result = None
+        result, epoch, durations = None, self.start_epoch, []
         try:
             for epoch in range(self.start_epoch, cfg.epochs):
+                began = time.perf_counter()
                 bar = Progress(self.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", unit="img",
                                unit_scale=cfg.batch_size, enabled=self.progress)
+                if durations:                # the run's ETA: the mean epoch so far, for those after this one
+                    bar.after = float(np.mean(durations)) * (cfg.epochs - epoch - 1)
                 entry = self.train_epoch(epoch, bar)
+                bar.phase(f"evaluating on {len(self.dataset.test_images):,} test images")
                 result = self._test()
                 entry["test_accuracy"] = result["test_accuracy"]
                 bar.close(test_acc=entry["test_accuracy"])
                 self.history.append(entry)
+                durations.append(time.perf_counter() - began)
+                self._check_finite(epoch)
                 if self.out_dir is not None:
                     self._save(self.out_dir / "checkpoint.npz", with_optimizer=True)
+                    self.saved_epoch = epoch + 1
+                    self._remove_replaced()
+            metrics = self.metrics(result if result is not None else self._test())
+            if self.out_dir is not None:
+                self._save(self.out_dir / "model.npz", with_optimizer=False)
+                atomic_write_json(self.out_dir / "metrics.json", metrics)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(self._interrupted(epoch)) from None
         finally:
             model.set_input_grad(True)
-        metrics = self.metrics(result if result is not None else self._test())
-        if self.out_dir is not None:
-            self._save(self.out_dir / "model.npz", with_optimizer=False)
-            atomic_write_text(self.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         return metrics
+
+    # -- what the directory holds -------------------------------------------------------------
+    def _held(self) -> str:
+        if self.out_dir is None:
+            return "nothing was written (no run directory)"
+        if self.saved_epoch is None:
+            if self.replaces:
+                return f"nothing was written; '{self.out_dir}' still holds the earlier run, unchanged"
+            return "nothing was saved"
+        return f"'{self.out_dir / 'checkpoint.npz'}' holds epoch {self.saved_epoch} of {self.config.epochs}"
+
+    def _diverged(self, what: str) -> str:
+        return (f"training stopped: {what}; {self._held()}; try a lower learning rate "
+                f"(--lr, now {self.config.lr:g})")
+
+    def _interrupted(self, epoch: int) -> str:
+        text = f"interrupted during epoch {epoch + 1} of {self.config.epochs}; {self._held()}"
+        if self.out_dir is not None and self.saved_epoch is not None and self.saved_epoch < self.config.epochs:
+            text += f"; continue with: convscope train --resume {self.out_dir}"
+        return text
+
+    def _check_finite(self, epoch: int) -> None:
+        """Refuse to save weights that hold NaN or inf (a step that blew up after the last loss)."""
+        for name, value in self.model.state_dict().items():
+            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                raise TrainingDiverged(self._diverged(f"weight {name} became non-finite in epoch {epoch + 1}"))
+
+    def _remove_replaced(self) -> None:
+        """After this run's first checkpoint, an overwritten run's other files go (no mixing)."""
+        for name in self.replaces:
+            if name != "checkpoint.npz":
+                (self.out_dir / name).unlink(missing_ok=True)
+        self.replaces = ()
 
     def _test(self) -> dict:
         ds = self.dataset
-        return evaluate(self.model, ds.test_images, ds.test_labels, self.normalizer,
-                        ds.num_classes, self.config.eval_batch_size)
+        with np.errstate(over="ignore", invalid="ignore"):       # weights that blew up are reported when saved
+            return evaluate(self.model, ds.test_images, ds.test_labels, self.normalizer,
+                            ds.num_classes, self.config.eval_batch_size)
 
     def metrics(self, result: dict) -> dict:
         ds = self.dataset
@@ -237,13 +284,14 @@ class Trainer:
             "confusion_matrix": result["confusion_matrix"].tolist(),
             "class_names": list(ds.class_names), "input_shape": list(ds.input_shape),
             "num_parameters": self.model.num_parameters(), "train_images": len(ds.train_images),
-            "config": asdict(self.config), "history": self.history,
+            "test_images": len(ds.test_images), "config": self.config.to_dict(), "history": self.history,
         }
 
     def _save(self, path: Path, with_optimizer: bool) -> None:
         meta = {"data": self.data_spec, "normalizer": self.normalizer.to_dict(),
                 "class_names": list(self.dataset.class_names),
                 "input_shape": list(self.dataset.input_shape),
-                "train": asdict(self.config), "history": self.history}
+                "train": self.config.to_dict(), "history": self.history}
         save_checkpoint(path, self.model, meta,
                         self.optimizer.state_dict() if with_optimizer else None)
+
