@@ -248,24 +248,13 @@ class Classifier:
 
     def _fit_size(self, img: np.ndarray) -> np.ndarray:
         """uint8 (C, h0, w0) -> (C, H, W): the preset's resize and centre crop, or a stretch."""
-        _, h, w = self.input_shape
-        if img.shape[1:] == (h, w) and not self.transform:
-            return img
+        from .data.geometry import center_crop, resize, resize_shorter
+        size = self.input_shape[1:]
         if self.transform:
-            short = self.transform["resize"]
-            h0, w0 = img.shape[1:]
-            # torchvision's Resize(int): the shorter side becomes `short`, the other is truncated.
-            size = (short, int(short * w0 / h0)) if h0 <= w0 else (int(short * h0 / w0), short)
-            img = _resize(img, size) if size != (h0, w0) else img
-            if self.transform.get("crop", True):
-                top, left = int(round((img.shape[1] - h) / 2.0)), int(round((img.shape[2] - w) / 2.0))
-                if top < 0 or left < 0:
-                    raise ValueError(f"preprocess: an image resized to {img.shape[1]}x{img.shape[2]} is smaller "
-                                     f"than the {h}x{w} crop")
-                img = img[:, top:top + h, left:left + w]
-        if img.shape[1:] != (h, w):
-            img = _resize(img, (h, w))
-        return img
+            img = resize_shorter(img, self.transform["resize"])
+            if self.transform["crop"]:
+                img = center_crop(img, size)
+        return resize(img, size)
 
     def _read_file(self, path) -> np.ndarray:
         from .data import read_image
@@ -282,15 +271,6 @@ def _check_transform(spec) -> dict:
     out["resize"] = check_int(spec.get("resize"), "preprocess resize", minimum=1, maximum=8192)
     out["crop"] = bool(spec.get("crop", True))
     return out
-
-
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 (C, h, w) -> (C, H, W), bilinear with antialiasing (Pillow's, as torchvision's Resize
-    on PIL images), channel by channel."""
-    from PIL import Image
-    h, w = size
-    planes = [np.asarray(Image.fromarray(plane).resize((w, h), Image.BILINEAR)) for plane in img]
-    return np.stack(planes)
 
 
 def load(path) -> Classifier:

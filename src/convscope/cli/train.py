@@ -56,6 +56,15 @@ def add_parser(sub) -> None:
     p.add_argument("--test-limit", type=positive_int, metavar="N",
                    help="evaluate on the first N test images only (quick trials; the full test split "
                         "can take longer than a short epoch)")
+    tune = p.add_argument_group("fine-tuning a trained or imported network")
+    tune.add_argument("--init", metavar="CK", help="start from this checkpoint's weights and preprocessing "
+                                                  "(a run directory, model.npz, or an imported network)")
+    tune.add_argument("--num-classes", type=positive_int, metavar="K",
+                      help="classes of the new head (default: the data's); the head is replaced when "
+                           "this differs from the checkpoint's")
+    tune.add_argument("--freeze", metavar="UP_TO_LAYER",
+                      help="keep the weights of every layer up to and including this one "
+                           "(a name 'convscope summary' prints)")
     p.add_argument("--out", metavar="RUN_DIR",
                    help="where to write model.npz, metrics.json and checkpoint.npz (default: a fresh "
                         "runs/MODEL-DATA, runs/MODEL-DATA-2, ...)")
@@ -74,7 +83,10 @@ def run(args) -> int:
     options = {name: getattr(args, name) for name in RUN_OPTIONS}
     out = args.out
     if out is None and args.resume is None:
-        model, data = (args.model or "lenet5").lower(), args.data or "mnist"
+        init = Path(args.init) if args.init else None
+        model = ((init.parent.name if init.stem == "model" else init.stem) + "-tuned") if init \
+            else (args.model or "lenet5").lower()
+        data = args.data or "mnist"
         out = fresh_run_dir(Path("runs") / f"{model}-{Path(data).name or 'data'}")
     clf = train(**options, out=out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     run_dir = Path(args.resume) if args.resume is not None else Path(out)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Augment", "pca_color_basis", "random_translate"]
+__all__ = ["Augment", "pca_color_basis", "random_translate", "random_resized_crop", "center_crops"]
 
 _PCA_SAMPLE = 200_000      # pixels used to estimate the RGB covariance (plenty for a 3x3 matrix)
 
@@ -116,3 +116,41 @@ def random_translate(images: np.ndarray, pad: int, rng: np.random.Generator) -> 
     rows = (oy[:, None] + np.arange(h))[:, None, :, None]                     # (N, 1, H, 1)
     cols = (ox[:, None] + np.arange(w))[:, None, None, :]                     # (N, 1, 1, W)
     return padded[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols]
+
+
+def random_resized_crop(images: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
+                        scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)) -> np.ndarray:
+    """torchvision's RandomResizedCrop on uint8 (N, C, H0, W0) -> (N, C, H, W).
+
+    Per image: a window of area ``U(scale) * H0 * W0`` and aspect ratio log-uniform in ``ratio``
+    (up to 10 tries, then the centred window of the nearest admissible ratio), resized to
+    ``size`` with Pillow's bilinear filter.
+    """
+    from .geometry import resize
+    n, c, h0, w0 = images.shape
+    out = np.empty((n, c, *size), dtype=np.uint8)
+    log_ratio = np.log(ratio)
+    for k in range(n):
+        for _ in range(10):
+            area = h0 * w0 * rng.uniform(*scale)
+            aspect = float(np.exp(rng.uniform(*log_ratio)))
+            w = int(round(np.sqrt(area * aspect)))
+            h = int(round(np.sqrt(area / aspect)))
+            if 0 < w <= w0 and 0 < h <= h0:
+                top, left = int(rng.integers(0, h0 - h + 1)), int(rng.integers(0, w0 - w + 1))
+                break
+        else:                                                   # the centred window, ratio clamped
+            aspect = w0 / h0
+            w, h = (w0, int(round(w0 / ratio[0]))) if aspect < ratio[0] else \
+                (int(round(h0 * ratio[1])), h0) if aspect > ratio[1] else (w0, h0)
+            h, w = min(h, h0), min(w, w0)
+            top, left = (h0 - h) // 2, (w0 - w) // 2
+        out[k] = resize(images[k, :, top:top + h, left:left + w], size)
+    return out
+
+
+def center_crops(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The central (H, W) window of every image of uint8 (N, C, H0, W0): a view, no copy."""
+    from .geometry import crop_offsets
+    top, left = crop_offsets(images.shape[2], images.shape[3], size)
+    return images[:, :, top:top + size[0], left:left + size[1]]

@@ -24,7 +24,9 @@ import numpy as np
 
 from .dataset import Dataset
 from .errors import DataFormatError
-from .images import pillow, image_shape, read_image
+from ..validation import check_int
+from .geometry import center_crop, resize_shorter
+from .images import image_shape, pillow, read_image
 
 __all__ = ["IMAGE_SUFFIXES", "HOLDOUT_EVERY", "is_image_folder", "load_image_folder"]
 
@@ -107,25 +109,30 @@ def _split_files(directory: Path) -> tuple[list[str], list[tuple[Path, int]], li
     return classes, pairs_train, pairs_test
 
 
-def _survey(files: list[Path]) -> tuple[int, int, int]:
-    """(C, H, W) for ``files``: C = 1 if every file is grayscale, else 3; reads headers only."""
+def _survey(files: list[Path], same_size: bool = True) -> tuple[int, int, int]:
+    """(C, H, W) for ``files``: C = 1 if every file is grayscale, else 3; reads headers only.
+    With ``same_size`` every file must have the first one's size (H, W are the first file's)."""
     channels, first, size = 1, None, None
     for path in files:
         c, h, w = image_shape(path)
         if first is None:
             first, size = path, (h, w)
-        elif (h, w) != size:
+        elif same_size and (h, w) != size:
             raise DataFormatError(f"image {path} is {w}x{h} but {first} is {size[1]}x{size[0]}; all images "
                                   f"must share one size (resize them first)")
         channels = max(channels, c)
     return channels, size[0], size[1]
 
 
-def _read_images(pairs: list[tuple[Path, int]], shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, C, H, W) uint8 and labels (N,) int64 for the (file, label) pairs."""
+def _read_images(pairs: list[tuple[Path, int]], shape: tuple[int, int, int],
+                 square: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, C, H, W) uint8 and labels (N,) int64 for the (file, label) pairs; with ``square``
+    each image is resized (shorter side) and centre-cropped to square x square first."""
     images = np.empty((len(pairs), *shape), dtype=np.uint8)
     for k, (path, _) in enumerate(pairs):
         pixels = read_image(path, channels=shape[0])               # (C, H, W)
+        if square is not None:
+            pixels = center_crop(resize_shorter(pixels, square), (square, square))
         if pixels.shape != shape:                                   # the file changed since the survey
             raise DataFormatError(f"image {path} is {pixels.shape[2]}x{pixels.shape[1]}, not "
                                   f"{shape[2]}x{shape[1]} like the others; all images must share one size")
@@ -133,15 +140,24 @@ def _read_images(pairs: list[tuple[Path, int]], shape: tuple[int, int, int]) -> 
     return images, np.array([label for _, label in pairs], dtype=np.int64)
 
 
-def load_image_folder(directory: Path, name: str | None = None) -> Dataset:
-    """The dataset in an image folder (see the module docstring for the two layouts)."""
+def load_image_folder(directory: Path, name: str | None = None, *, square: int | None = None) -> Dataset:
+    """The dataset in an image folder (see the module docstring for the two layouts).
+
+    ``square``: photos of any size are accepted, each resized so its shorter side is ``square``
+    and centre-cropped to ``square x square`` (for fine-tuning at 224, 256 leaves room for
+    random crops, as torchvision's ImageNet recipe does); without it all images must share one size.
+    """
     directory = Path(directory)
     pillow()                                    # fail early, before walking the folders
     classes, pairs_train, pairs_test = _split_files(directory)
-    shape = _survey([f for f, _ in pairs_train + pairs_test])
+    if square is None:
+        shape = _survey([f for f, _ in pairs_train + pairs_test])
+    else:
+        check_int(square, "square", minimum=1, maximum=4096)
+        shape = (_survey([f for f, _ in pairs_train + pairs_test], same_size=False)[0], square, square)
     try:
-        train_images, train_labels = _read_images(pairs_train, shape)
-        test_images, test_labels = _read_images(pairs_test, shape)
+        train_images, train_labels = _read_images(pairs_train, shape, square)
+        test_images, test_labels = _read_images(pairs_test, shape, square)
     except MemoryError:
         raise DataFormatError(f"image folder {directory}: {len(pairs_train) + len(pairs_test)} images of "
                               f"{'x'.join(map(str, shape))} are too many to load in memory") from None

@@ -17,7 +17,7 @@ __all__ = ["load_dataset"]
 _KINDS = "use 'mnist' or a directory of IDX / CIFAR-10 / image-folder data"
 
 
-def load_dataset(spec: str | os.PathLike) -> Dataset:
+def load_dataset(spec: str | os.PathLike, *, square: int | None = None) -> Dataset:
     """The dataset named by ``spec``: an embedded name (``EMBEDDED``, e.g. "mnist") or a directory.
 
     A string that is not an embedded name, and any path object, is a directory, read as
@@ -29,6 +29,9 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
       ``batches.meta``), in the directory or its ``cifar-10-batches-py`` sub-folder;
     - an image folder: one sub-folder of PNG / JPEG images per class, optionally under
       ``train/`` and ``test/``.
+
+    ``square``: an image folder's photos may have any size; each is resized (shorter side) and
+    centre-cropped to ``square x square`` (see :func:`load_image_folder`). Other formats ignore it.
 
     The dataset is named after the directory. Raises :class:`DataFormatError` for a missing
     directory, an incomplete or corrupt dataset, or a directory matching no format.
@@ -47,7 +50,7 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
     if cifar_root(directory) is not None:
         return load_cifar_dir(directory)
     if is_image_folder(directory):
-        return load_image_folder(directory)
+        return load_image_folder(directory, square=square)
     idx_names = ", ".join(f"{base}[.gz]" for base in IDX_FILES.values())
     raise DataFormatError(
         f"no dataset found in {directory}: expected IDX files ({idx_names}), CIFAR-10 python batches "

@@ -47,6 +47,7 @@ class Optimizer(ABC):
         self.model, self.lr, self.weight_decay = model, float(lr), float(weight_decay)
         self.state: dict[str, np.ndarray] = {}     # "<param name>.<slot>" -> array
         self.steps = 0
+        self.frozen: set[str] = set()              # parameter names left unchanged (fine-tuning)
 
     def _slot(self, name: str, slot: str, like: np.ndarray) -> np.ndarray:
         key = f"{name}.{slot}"
@@ -57,7 +58,7 @@ class Optimizer(ABC):
     def step(self) -> None:
         self.steps += 1
         for name, module, key in self.model.parameter_slots():
-            if key in module.grads:
+            if key in module.grads and name not in self.frozen:
                 self._update(name, module.params[key], module.grads[key])
 
     @abstractmethod

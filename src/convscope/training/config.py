@@ -47,6 +47,7 @@ class TrainConfig:
     pca_color: float = 0.0           # augmentation: AlexNet's PCA colour jitter std (0.1 in the paper)
     limit: int | None = None         # train on the first `limit` training images only (recorded)
     test_limit: int | None = None    # evaluate on the first `test_limit` test images only (quick trials)
+    freeze: str | None = None        # fine-tuning: layers up to and including this one keep their weights
     seed: int = 0
     eval_batch_size: int = 500
 
@@ -74,6 +75,8 @@ class TrainConfig:
         check_real(self.warmup_epochs, "warmup_epochs", minimum=0.0)
         check_probability(self.label_smoothing, "label_smoothing")
         check_bool(self.hflip, "hflip")
+        if self.freeze is not None and not (isinstance(self.freeze, str) and self.freeze):
+            raise TypeError(f"freeze must be a layer name, got {self.freeze!r}")
         check_real(self.pca_color, "pca_color", minimum=0.0)
 
     def to_dict(self) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Dataset, Normalizer, channel_stats, iterate_batches
-from ..data.augment import Augment
+from ..data.augment import Augment, center_crops, random_resized_crop
 from ..io import atomic_write_json
 from ..layers import AuxiliaryClassifier, Module, SoftmaxCrossEntropy
 from ..optim import make_optimizer, make_schedule
@@ -84,10 +84,17 @@ class Trainer:
     ``replaces``: run files already in ``out_dir`` that belong to an earlier run being
     overwritten; they are removed when this run writes its first checkpoint, so the
     directory never holds two runs' files side by side.
+
+    Fine-tuning: ``normalizer`` (a pretrained model's) replaces the statistics of the data;
+    images larger than the model's input are cropped to it, at random (RandomResizedCrop) for
+    training and centrally for testing; ``config.freeze`` names the last layer whose weights
+    (and batch-norm statistics) stay as they are. ``meta`` is recorded in the checkpoints
+    (e.g. ``preprocess`` and ``init``).
     """
 
     def __init__(self, model: Module, dataset: Dataset, config: TrainConfig, out_dir=None, *,
-                 data_spec: str = "", progress: bool = True, replaces: tuple[str, ...] = ()) -> None:
+                 data_spec: str = "", progress: bool = True, replaces: tuple[str, ...] = (),
+                 normalizer: Normalizer | None = None, meta: dict | None = None) -> None:
         config = config.resolved()
         if not hasattr(model, "config"):
             raise ValueError("model has no .config; build it with convscope.models.build_model")
@@ -102,6 +109,11 @@ class Trainer:
         self.progress = progress
         self.replaces = tuple(replaces)
         _, h, w = dataset.input_shape
+        size = tuple(model.config.get("input_size", (h, w)))
+        self.crop = None if size == (h, w) else size           # (H, W) the images are cropped to
+        if self.crop is not None and (size[0] > h or size[1] > w):
+            raise ValueError(f"the data are {h}x{w} images but the model takes {size[0]}x{size[1]}; "
+                             f"use data at least that large")
         if config.translate > min(h, w) // 2:
             raise ValueError(f"translate {config.translate} is too large for {h}x{w} images: shifts of more "
                              f"than half the image ({min(h, w) // 2} pixels) leave little of it")
@@ -111,9 +123,18 @@ class Trainer:
                              f"{dataset.input_shape[0]} channel(s)")
         self.augment = augment.fit(dataset.train_images, self._epoch_rng(0, _PCA_FIT)) \
             if augment.active else None
-        self.normalizer = Normalizer(*channel_stats(dataset.train_images))
+        self.normalizer = normalizer if normalizer is not None else Normalizer(*channel_stats(dataset.train_images))
+        self.meta = dict(meta or {})
+        outputs = model.output_shape(self.input_shape)[0]
+        if outputs < dataset.num_classes:
+            raise ValueError(f"the model predicts {outputs} classes but {dataset.name!r} has {dataset.num_classes}")
+        # The model's classes: the data's, then (a head wider than the data) "k" for the others.
+        self.class_names = list(dataset.class_names) + [str(k) for k in range(dataset.num_classes, outputs)]
+        self.frozen_modules = self._frozen(config.freeze)
         self.optimizer = make_optimizer(config.optimizer, model, config.lr,
                                         momentum=config.momentum, weight_decay=config.weight_decay)
+        self.optimizer.frozen = {f"{prefix}.{key}" if prefix else key
+                                 for prefix, module in self.frozen_modules for key in module.params}
         steps_per_epoch = -(-len(dataset.train_images) // config.batch_size)
         self.steps_per_epoch = steps_per_epoch
         self.schedule = make_schedule(config.schedule, config.lr, config.epochs * steps_per_epoch,
@@ -137,12 +158,22 @@ class Trainer:
         model, meta = load_checkpoint(path)
         check_resumable(meta, path)
         config = TrainConfig.from_dict(meta["train"])
-        trainer = cls(model, dataset, config, run_dir, data_spec=meta.get("data", ""), **kwargs)
-        trainer.normalizer = Normalizer.from_dict(meta["normalizer"])
+        kept = {key: meta[key] for key in ("preprocess", "init") if key in meta}
+        trainer = cls(model, dataset, config, run_dir, data_spec=meta.get("data", ""),
+                      normalizer=Normalizer.from_dict(meta["normalizer"]), meta=kept, **kwargs)
         trainer.optimizer.load_state_dict(meta["optim_state"])
         trainer.history = list(meta["history"])
         trainer.start_epoch = trainer.saved_epoch = len(trainer.history)
         return trainer
+
+    def _frozen(self, name: str | None) -> list[tuple[str, Module]]:
+        """(name, module) of the leaf layers up to and including ``name`` (in forward order)."""
+        if name is None:
+            return []
+        self.model.get_module(name)                            # unknown names list the known ones
+        leaves = [(n, m) for n, m in self.model.named_modules() if n and not m.children()]
+        last = max(i for i, (n, _) in enumerate(leaves) if n == name or n.startswith(name + "."))
+        return leaves[:last + 1]
 
     # -- the loop -----------------------------------------------------------------------
     def _epoch_rng(self, epoch: int, stream: int) -> np.random.Generator:
@@ -157,6 +188,8 @@ class Trainer:
         """One pass over the training split; returns loss, accuracy and seconds."""
         cfg, ds, model = self.config, self.dataset, self.model
         model.train()
+        for _, module in self.frozen_modules:                  # frozen layers keep their BN statistics
+            module.eval()
         self._reseed_dropout(epoch)
         aug_rng = self._epoch_rng(epoch, _AUGMENT)
         n = len(ds.train_images)
@@ -166,6 +199,8 @@ class Trainer:
         start = time.perf_counter()
         for step, idx in enumerate(iterate_batches(n, cfg.batch_size, self._epoch_rng(epoch, _SHUFFLE))):
             images = ds.train_images[idx]
+            if self.crop is not None:
+                images = random_resized_crop(images, self.crop, aug_rng)
             if self.augment is not None:
                 images = self.augment(images, aug_rng)
             x, y = self.normalizer(images), ds.train_labels[idx]
@@ -269,11 +304,18 @@ class Trainer:
                 (self.out_dir / name).unlink(missing_ok=True)
         self.replaces = ()
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) the model takes (the data's, or the crop's when fine-tuning on larger images)."""
+        c, h, w = self.dataset.input_shape
+        return (c, h, w) if self.crop is None else (c, *self.crop)
+
     def _test(self) -> dict:
         ds = self.dataset
         with np.errstate(over="ignore", invalid="ignore"):       # weights that blew up are reported when saved
-            return evaluate(self.model, ds.test_images, ds.test_labels, self.normalizer,
-                            ds.num_classes, self.config.eval_batch_size)
+            images = ds.test_images if self.crop is None else center_crops(ds.test_images, self.crop)
+            return evaluate(self.model, images, ds.test_labels, self.normalizer,
+                            len(self.class_names), self.config.eval_batch_size)
 
     def metrics(self, result: dict) -> dict:
         ds = self.dataset
@@ -282,15 +324,14 @@ class Trainer:
             "test_accuracy": result["test_accuracy"],
             "per_class_accuracy": [None if np.isnan(a) else float(a) for a in result["per_class_accuracy"]],
             "confusion_matrix": result["confusion_matrix"].tolist(),
-            "class_names": list(ds.class_names), "input_shape": list(ds.input_shape),
+            "class_names": self.class_names, "input_shape": list(self.input_shape),
             "num_parameters": self.model.num_parameters(), "train_images": len(ds.train_images),
             "test_images": len(ds.test_images), "config": self.config.to_dict(), "history": self.history,
         }
 
     def _save(self, path: Path, with_optimizer: bool) -> None:
-        meta = {"data": self.data_spec, "normalizer": self.normalizer.to_dict(),
-                "class_names": list(self.dataset.class_names),
-                "input_shape": list(self.dataset.input_shape),
+        meta = {**self.meta, "data": self.data_spec, "normalizer": self.normalizer.to_dict(),
+                "class_names": self.class_names, "input_shape": list(self.input_shape),
                 "train": self.config.to_dict(), "history": self.history}
         save_checkpoint(path, self.model, meta,
                         self.optimizer.state_dict() if with_optimizer else None)
