@@ -72,13 +72,51 @@ def add_parser(sub) -> None:
                    help="replace the run that --out already holds (refused otherwise)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last checkpoint, with its saved settings")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="data-parallel training on N MPI ranks on this machine (starts mpiexec; needs "
+                        "convscope[mpi]); for several machines run 'mpiexec -n N -f HOSTFILE convscope train ...'")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
+
+
+def _launch(args) -> int:
+    """Run this same command on ``--workers`` MPI ranks (mpiexec from the mpich wheel or the PATH),
+    each with an equal share of the machine's cores for its BLAS."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    mpiexec = shutil.which("mpiexec", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                            os.environ.get("PATH", "")]))
+    if mpiexec is None:
+        raise ValueError('--workers needs MPI: pip install "convscope[mpi]" (mpi4py and the mpich wheel)')
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        raise ValueError('--workers needs mpi4py: pip install "convscope[mpi]"') from None
+    argv, skip = [], False
+    for item in args.argv:                                   # the same command without --workers
+        if skip:
+            skip = False
+        elif item == "--workers":
+            skip = True
+        elif not item.startswith("--workers="):
+            argv.append(item)
+    env = dict(os.environ)
+    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, threads)
+    return subprocess.run([mpiexec, "-n", str(args.workers), sys.executable, "-m", "convscope", *argv],
+                          env=env).returncode
 
 
 def run(args) -> int:
     from ..training import fresh_run_dir
     from ..training.api import RUN_OPTIONS, train
+    from ..training.distributed import under_mpi, world
+
+    if args.workers and args.workers > 1 and not under_mpi():
+        return _launch(args)
 
     options = {name: getattr(args, name) for name in RUN_OPTIONS}
     out = args.out
@@ -89,6 +127,8 @@ def run(args) -> int:
         data = args.data or "mnist"
         out = fresh_run_dir(Path("runs") / f"{model}-{Path(data).name or 'data'}")
     clf = train(**options, out=out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
+    if world().rank != 0:
+        return 0
     run_dir = Path(args.resume) if args.resume is not None else Path(out)
     history = clf.meta.get("history") or [{}]
     print(f"test accuracy {history[-1].get('test_accuracy', float('nan')):.4f}; wrote {run_dir / 'model.npz'}, "

@@ -57,7 +57,8 @@ def train(model: str | None = None, data: str | None = None, *, epochs: int | No
     from .trainer import Trainer
 
     given = {name: value for name, value in locals().items() if name in RUN_OPTIONS and value is not None}
-    progress = bool(progress) and not quiet
+    from .distributed import world
+    progress = bool(progress) and not quiet and world().rank == 0     # one voice for N ranks
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     if resume is not None:
         if given:

@@ -24,6 +24,7 @@ from ..progress import Progress
 from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import accuracy, confusion_matrix, per_class_accuracy
+from .distributed import Single, shard, world
 from .rundir import RunLock
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted", "predict", "evaluate"]
@@ -90,11 +91,15 @@ class Trainer:
     training and centrally for testing; ``config.freeze`` names the last layer whose weights
     (and batch-norm statistics) stay as they are. ``meta`` is recorded in the checkpoints
     (e.g. ``preprocess`` and ``init``).
+
+    ``comm``: the MPI world (default: :func:`~convscope.training.distributed.world`, which is a
+    single process unless started by ``mpiexec``); see :mod:`convscope.training.distributed` for
+    what data-parallel training does. Only rank 0 writes files or shows progress.
     """
 
     def __init__(self, model: Module, dataset: Dataset, config: TrainConfig, out_dir=None, *,
                  data_spec: str = "", progress: bool = True, replaces: tuple[str, ...] = (),
-                 normalizer: Normalizer | None = None, meta: dict | None = None) -> None:
+                 normalizer: Normalizer | None = None, meta: dict | None = None, comm: Single | None = None) -> None:
         config = config.resolved()
         if not hasattr(model, "config"):
             raise ValueError("model has no .config; build it with convscope.models.build_model")
@@ -104,9 +109,13 @@ class Trainer:
             dataset = dataclasses.replace(dataset, test_images=dataset.test_images[:config.test_limit],
                                           test_labels=dataset.test_labels[:config.test_limit])
         self.model, self.dataset, self.config = model, dataset, config
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.comm = comm if comm is not None else world()
+        if config.batch_size < self.comm.size:
+            raise ValueError(f"batch_size {config.batch_size} is smaller than the {self.comm.size} ranks; "
+                             f"--batch-size is the global batch, split over the ranks")
+        self.out_dir = Path(out_dir) if out_dir is not None and self.comm.rank == 0 else None
         self.data_spec = data_spec or dataset.name
-        self.progress = progress
+        self.progress = progress and self.comm.rank == 0
         self.replaces = tuple(replaces)
         _, h, w = dataset.input_shape
         size = tuple(model.config.get("input_size", (h, w)))
@@ -179,10 +188,50 @@ class Trainer:
     def _epoch_rng(self, epoch: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.config.seed, epoch, stream])
 
+    def _rank_rng(self, *key: int) -> np.random.Generator:
+        """A generator of (seed, *key), and of this rank too when there are several."""
+        rank = (self.comm.rank,) if self.comm.size > 1 else ()
+        return np.random.default_rng([self.config.seed, *key, *rank])
+
     def _reseed_dropout(self, epoch: int) -> None:
         for i, (_, module) in enumerate(self.model.named_modules()):
             if isinstance(getattr(module, "rng", None), np.random.Generator):
-                module.rng = np.random.default_rng([self.config.seed, epoch, _DROPOUT, i])
+                module.rng = self._rank_rng(epoch, _DROPOUT, i)
+
+    def _all_reduce(self, loss_sum: float, correct: int, n: int) -> tuple[float, int, int]:
+        """Average the step's gradients over the ranks, weighted by shard size (one Allreduce of one
+        fused buffer that also carries the loss, correct count and images); the global sums."""
+        if self.comm.size == 1:
+            return loss_sum, correct, n
+        slots = [(module, key) for _, module, key in self.model.parameter_slots()]
+        sizes = [module.params[key].size for module, key in slots]
+        buffer = np.zeros(sum(sizes) + 3, dtype=np.float32)
+        offset = 0
+        for (module, key), size in zip(slots, sizes):
+            if n and key in module.grads:
+                buffer[offset:offset + size] = module.grads[key].ravel()
+                buffer[offset:offset + size] *= n
+            offset += size
+        buffer[offset:] = (loss_sum, correct, n)
+        self.comm.allreduce_sum(buffer)
+        total = int(round(buffer[-1]))
+        offset = 0
+        for (module, key), size in zip(slots, sizes):
+            p = module.params[key]
+            module.grads[key] = (buffer[offset:offset + size] / total).reshape(p.shape).astype(p.dtype, copy=False)
+            offset += size
+        return float(buffer[-3]), int(round(buffer[-2])), total
+
+    def _synchronise(self) -> None:
+        """Rank 0's weights everywhere, and the ranks' mean batch-norm running statistics."""
+        if self.comm.size == 1:
+            return
+        buffers = self.model.named_buffers()
+        for name, value in buffers.items():
+            if np.issubdtype(value.dtype, np.floating):
+                total = self.comm.allreduce_sum(np.ascontiguousarray(value, dtype=np.float64))
+                value[...] = total / self.comm.size
+        self.comm.broadcast([p for p in self.model.named_parameters().values()])
 
     def train_epoch(self, epoch: int, bar: Progress | None = None) -> dict:
         """One pass over the training split; returns loss, accuracy and seconds."""
@@ -191,38 +240,45 @@ class Trainer:
         for _, module in self.frozen_modules:                  # frozen layers keep their BN statistics
             module.eval()
         self._reseed_dropout(epoch)
-        aug_rng = self._epoch_rng(epoch, _AUGMENT)
+        aug_rng = self._rank_rng(epoch, _AUGMENT)
+        rank, size = self.comm.rank, self.comm.size
         n = len(ds.train_images)
         total_loss, correct, seen = 0.0, 0, 0
         if bar is None:
             bar = Progress(self.steps_per_epoch, enabled=False)
         start = time.perf_counter()
-        for step, idx in enumerate(iterate_batches(n, cfg.batch_size, self._epoch_rng(epoch, _SHUFFLE))):
-            images = ds.train_images[idx]
-            if self.crop is not None:
-                images = random_resized_crop(images, self.crop, aug_rng)
-            if self.augment is not None:
-                images = self.augment(images, aug_rng)
-            x, y = self.normalizer(images), ds.train_labels[idx]
-            with np.errstate(over="ignore", invalid="ignore"):     # a diverging loss is reported below
-                logits = model.forward(x)
-                loss = self.loss_fn.forward(logits, y)
-                for aux, aux_loss in self.aux_losses:
-                    loss += aux.weight * aux_loss.forward(aux.logits, y)
-            if not math.isfinite(loss):
+        for step, batch in enumerate(iterate_batches(n, cfg.batch_size, self._epoch_rng(epoch, _SHUFFLE))):
+            idx = batch if size == 1 else shard(batch, rank, size)     # this rank's part of the global batch
+            loss, right = 0.0, 0
+            if len(idx):
+                images = ds.train_images[idx]
+                if self.crop is not None:
+                    images = random_resized_crop(images, self.crop, aug_rng)
+                if self.augment is not None:
+                    images = self.augment(images, aug_rng)
+                x, y = self.normalizer(images), ds.train_labels[idx]
+                # A diverging loss and blown-up weights are reported below and before saving.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    logits = model.forward(x)
+                    loss = self.loss_fn.forward(logits, y)
+                    for aux, aux_loss in self.aux_losses:
+                        loss += aux.weight * aux_loss.forward(aux.logits, y)
+                    for aux, aux_loss in self.aux_losses:
+                        aux.logits_grad = aux.weight * aux_loss.backward()
+                    model.backward(self.loss_fn.backward())
+                right = int((logits.argmax(axis=1) == y).sum())
+            batch_loss, right, count = self._all_reduce(loss * len(idx), right, len(idx))
+            if not math.isfinite(batch_loss):
                 bar.close()
-                raise TrainingDiverged(self._diverged(f"the loss became {loss} at epoch {epoch + 1}, "
+                raise TrainingDiverged(self._diverged(f"the loss became {batch_loss / count} at epoch {epoch + 1}, "
                                                       f"batch {step + 1}"))
-            with np.errstate(over="ignore", invalid="ignore"):     # blown-up weights are caught before saving
-                for aux, aux_loss in self.aux_losses:
-                    aux.logits_grad = aux.weight * aux_loss.backward()
-                model.backward(self.loss_fn.backward())
+            with np.errstate(over="ignore", invalid="ignore"):
                 self.optimizer.lr = self.schedule(epoch * self.steps_per_epoch + step)
                 self.optimizer.step()
-            total_loss += loss * len(idx)
-            correct += int((logits.argmax(axis=1) == y).sum())
-            seen += len(idx)
-            bar.update(1, units=len(idx), loss=total_loss / seen, acc=correct / seen)
+            total_loss += batch_loss
+            correct += right
+            seen += count
+            bar.update(1, units=count, loss=total_loss / seen, acc=correct / seen)
         seconds = time.perf_counter() - start
         return {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_accuracy": correct / seen,
                 "seconds": seconds, "images_per_second": seen / seconds}
@@ -242,6 +298,7 @@ class Trainer:
         cfg, model = self.config, self.model
         model.set_input_grad(False)          # nobody needs dLoss/dImage while training
         result, epoch, durations = None, self.start_epoch, []
+        self.comm.broadcast(list(model.named_parameters().values()))     # rank 0's initial weights
         try:
             for epoch in range(self.start_epoch, cfg.epochs):
                 began = time.perf_counter()
@@ -250,6 +307,7 @@ class Trainer:
                 if durations:                # the run's ETA: the mean epoch so far, for those after this one
                     bar.after = float(np.mean(durations)) * (cfg.epochs - epoch - 1)
                 entry = self.train_epoch(epoch, bar)
+                self._synchronise()
                 bar.phase(f"evaluating on {len(self.dataset.test_images):,} test images")
                 result = self._test()
                 entry["test_accuracy"] = result["test_accuracy"]
@@ -314,8 +372,15 @@ class Trainer:
         ds = self.dataset
         with np.errstate(over="ignore", invalid="ignore"):       # weights that blew up are reported when saved
             images = ds.test_images if self.crop is None else center_crops(ds.test_images, self.crop)
-            return evaluate(self.model, images, ds.test_labels, self.normalizer,
-                            len(self.class_names), self.config.eval_batch_size)
+            k = len(self.class_names)
+            if self.comm.size == 1:
+                return evaluate(self.model, images, ds.test_labels, self.normalizer, k, self.config.eval_batch_size)
+            part = shard(np.arange(len(images)), self.comm.rank, self.comm.size)   # each rank tests a shard
+            local = evaluate(self.model, images[part], ds.test_labels[part], self.normalizer, k,
+                             self.config.eval_batch_size)["confusion_matrix"]
+            cm = self.comm.allreduce_sum(local.astype(np.float64)).round().astype(np.int64)
+            return {"test_accuracy": float(np.trace(cm) / cm.sum()), "confusion_matrix": cm,
+                    "per_class_accuracy": per_class_accuracy(cm)}
 
     def metrics(self, result: dict) -> dict:
         ds = self.dataset
