@@ -29,6 +29,17 @@ training-only side heads) lists its head's rows and passes its input on unchange
 parameters and multiply-adds count in the totals. Any other container is an error: its data
 flow is unknown. Sub-classes of these are handled as their base.
 
+Graphs. A :class:`~convscope.layers.Graph` (an imported network) is walked node by node,
+each tensor carrying its field: a node reading several tensors (Add, Mul, Cat) takes the
+union of their fields, as Residual and Concat do; element-wise and per-position layers pass
+it through; a Transpose moves the spatial axes with it (a channels-last block keeps its
+field), as does a reshape that keeps them trailing (ShuffleNet's channel shuffle); a spatial
+Slice or Pad moves the field's start (and a strided slice its jump); a reduction over H and
+W makes it the whole image. Where no rule applies (a constant, a reshape that scrambles the
+map) the field is undefined: the row's ``receptive_field``, ``jump`` and ``start`` are None
+(``-`` in the table, null in JSON), and they stay undefined downstream until the output has
+no spatial axes. A squeeze-and-excitation gate sees the whole image, so the maps it scales do.
+
 Global layers. Once a layer's output has no spatial axes (Flatten, GlobalAvgPool2d, and
 everything after them, such as Linear), each unit sees the whole image: receptive field and
 jump are both reported as the input's (H, W).
@@ -48,7 +59,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from .layers import AuxiliaryClassifier, Concat, Conv2d, Linear, Module, Residual, Sequential
+from dataclasses import replace
+
+from .layers import (AuxiliaryClassifier, Concat, Conv2d, Flatten, Graph, LayerNorm, Linear, LinearND,
+                     Module, Pad, ReduceMax, ReduceMean, ReduceSum, Reshape, Residual, Sequential, Slice,
+                     Softmax, Transpose)
+from .layers.graph import INPUT, num_inputs
 from .validation import is_int
 
 __all__ = ["LayerRow", "Summary", "summarize"]
@@ -64,6 +80,7 @@ class _Field:
     jump: Pair
     start: tuple[float, float]
     whole: bool = False      # output has no spatial axes: every unit sees the whole input
+    axes: Pair = (1, 2)      # which per-sample axes are the rows and columns ((C, H, W): 1, 2)
 
 
 @dataclass(frozen=True)
@@ -72,16 +89,17 @@ class LayerRow:
 
     ``receptive_field`` and ``jump`` are (h, w) in input pixels; ``start`` is the (row,
     column) input coordinate of the centre of output unit (0, 0)'s field (pixel centres are
-    at integers; it may be negative when the field reaches into the padding).
+    at integers; it may be negative when the field reaches into the padding). All three are
+    None where the field is undefined (some graph nodes, see the module docstring).
     """
 
     name: str
     type: str
     output_shape: tuple[int, ...]
     params: int
-    receptive_field: Pair
-    jump: Pair
-    start: tuple[float, float]
+    receptive_field: Pair | None
+    jump: Pair | None
+    start: tuple[float, float] | None
     macs: int
 
     def to_dict(self) -> dict:
@@ -90,7 +108,9 @@ class LayerRow:
                 "jump": _json_pair(self.jump), "macs": self.macs}
 
 
-def _json_pair(pair: Pair):
+def _json_pair(pair: Pair | None):
+    if pair is None:
+        return None
     return pair[0] if pair[0] == pair[1] else [pair[0], pair[1]]
 
 
@@ -102,7 +122,9 @@ def _short(n: int) -> str:
     return str(n)
 
 
-def _text_pair(pair: Pair) -> str:
+def _text_pair(pair: Pair | None) -> str:
+    if pair is None:
+        return "-"
     return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
 
 
@@ -148,7 +170,8 @@ class Summary:
             f"total params: {self.total_params:,}",
             f"total MACs:   {self.total_macs:,} ({_short(self.total_macs)}, conv + linear, one image)",
             f"input shape:  {shape}",
-            "RF and jump in input pixels; after a flatten or global pool they are the input size.",
+            "RF and jump in input pixels; after a flatten or global pool they are the input size; "
+            "- where undefined.",
         ])
 
 
@@ -215,7 +238,7 @@ def _union(fields: list[_Field], image: Pair) -> _Field:
         size.append(int(round(hi - lo)) + 1)
         start.append((lo + hi) / 2)
         jump.append(max(f.jump[a] for f in fields))
-    return _Field(tuple(size), tuple(jump), tuple(start))
+    return _Field(tuple(size), tuple(jump), tuple(start), axes=fields[0].axes)
 
 
 def _whole(image: Pair) -> _Field:
@@ -229,6 +252,8 @@ def _macs(module: Module, output_shape: tuple[int, ...]) -> int:
         return prod(output_shape) * (module.in_channels // module.groups) * kh * kw
     if isinstance(module, Linear):
         return module.in_features * module.out_features
+    if isinstance(module, LinearND):             # the same matrix at every position
+        return prod(output_shape[:-1]) * module.in_features * module.out_features
     return 0
 
 
@@ -253,6 +278,8 @@ class _Walker:
         """Rows for ``module``'s leaves; returns its output shape and field. ``where`` names
         the nearest enclosing named module, for a container hidden from named_modules."""
         where = self._name(module, where)
+        if isinstance(module, Graph):
+            return self._graph(module, shape, field, where)
         if not module.children():
             return self._leaf(module, shape, field, where)
         if isinstance(module, Residual):
@@ -279,6 +306,28 @@ class _Walker:
                          f"whose data flow summary does not know; it handles Sequential, Residual, Concat, "
                          f"AuxiliaryClassifier and their sub-classes")
 
+    def _graph(self, graph: Graph, shape: tuple, field: _Field, where: str):
+        """Each node reads its inputs' (shape, field) pairs; returns the output node's."""
+        state = {INPUT: (tuple(shape), field)}
+        for name, module, inputs in graph.nodes:
+            ins = [state[src] for src in inputs]
+            if module.children() and len(ins) == 1:
+                state[name] = self.walk(module, *ins[0], where)
+                continue
+            node = self._name(module, where)
+            shapes = [s for s, _ in ins]
+            out = _checked_shape(module, shapes[0] if num_inputs(module) == 1 else tuple(shapes), node)
+            new = _node_field(module, shapes, [f for _, f in ins], out, self.image)
+            self._row(module, node, out, new)
+            state[name] = (out, new)
+        return state[graph.output]
+
+    def _row(self, module: Module, name: str, out: tuple, field: _Field | None) -> None:
+        params = int(sum(p.size for p in module.params.values()))
+        size, jump, start = (field.size, field.jump, field.start) if field is not None else (None, None, None)
+        self.rows.append(LayerRow(name, type(module).__name__, out, params, size, jump, start,
+                                  int(_macs(module, out))))
+
     def _leaf(self, module: Module, shape: tuple, field: _Field, name: str):
         if id(module) not in self.names:
             raise ValueError(f"summary: a {type(module).__name__} inside {name or '(model)'!r} is run "
@@ -294,9 +343,7 @@ class _Walker:
             raise ValueError(f"summary: leaf layer {name or '(model)'!r} ({type(module).__name__}) maps "
                              f"{tuple(shape)} to {out} but has no kernel_size or stride to say "
                              f"which inputs each output sees")
-        params = int(sum(p.size for p in module.params.values()))
-        self.rows.append(LayerRow(name, type(module).__name__, out, params, new.size, new.jump,
-                                  new.start, int(_macs(module, out))))
+        self._row(module, name, out, new)
         return out, new
 
 
@@ -305,3 +352,58 @@ def _checked_shape(module: Module, shape: tuple, name: str) -> tuple:
         return tuple(module.output_shape(shape))
     except ValueError as err:
         raise ValueError(f"layer {name or '(model)'!r}: {err}") from None
+
+
+def _node_field(module: Module, shapes: list, fields: list, out: tuple, image: Pair) -> _Field | None:
+    """The field of a graph node's output from its inputs' (see the module docstring); None
+    where it is undefined."""
+    known = [f for f in fields if f is not None]
+    if not known:
+        return None                                  # a constant, or no field upstream
+    if len(fields) > 1:                              # Add, Mul, Cat, ...: the union (constants add none)
+        if any(f.whole for f in known) or len(out) < 2:
+            return _whole(image)
+        if len({f.axes for f in known}) != 1 or getattr(module, "axis", -1) in known[0].axes:
+            return None
+        return _union(known, image)
+    f, shape = known[0], shapes[0]
+    if f.whole or len(out) < 2:
+        return _whole(image)
+    if (window := _window(module)) is not None and not isinstance(module, Slice):
+        return _through_window(f, *window) if f.axes == (1, 2) and len(shape) == 3 else None
+    spatial = [shape[a] for a in f.axes]
+    if isinstance(module, Transpose):
+        return replace(f, axes=tuple(module.perm.index(a) for a in f.axes))
+    if isinstance(module, (Reshape, Flatten)):
+        trailing = f.axes == (len(shape) - 2, len(shape) - 1) and list(out[-2:]) == spatial
+        return replace(f, axes=(len(out) - 2, len(out) - 1)) if trailing else None
+    if isinstance(module, (ReduceMean, ReduceMax, ReduceSum)):
+        hit = set(module.axes) & set(f.axes)
+        if hit:
+            return _whole(image) if len(hit) == 2 else None
+        return f if module.keepdims else replace(
+            f, axes=tuple(a - sum(r < a for r in module.axes) for a in f.axes))
+    if isinstance(module, Slice):
+        return _sliced(f, module)
+    if isinstance(module, Pad):
+        return replace(f, start=tuple(st - module.pads[a][0] * j for st, a, j in zip(f.start, f.axes, f.jump)))
+    mixes = (isinstance(module, Softmax) and module.axis in f.axes) or \
+        (isinstance(module, LayerNorm) and max(f.axes) >= len(shape) - len(module.normalized_shape)) or \
+        (isinstance(module, LinearND) and max(f.axes) == len(shape) - 1)
+    if not mixes and len(out) == len(shape) and [out[a] for a in f.axes] == spatial:
+        return f                                     # acts per position
+    return None
+
+
+def _sliced(f: _Field, module: Slice) -> _Field | None:
+    """A spatial slice start:stop:step moves the field's start by start * jump and
+    multiplies its jump by step (positive steps only)."""
+    size, jump, start = list(f.size), list(f.jump), list(f.start)
+    for axis, first, _, step in zip(module.axes, module.starts, module.stops, module.steps):
+        if axis in f.axes:
+            i = f.axes.index(axis)
+            if step < 1 or first < 0:
+                return None
+            start[i] += first * jump[i]
+            jump[i] *= step
+    return replace(f, size=tuple(size), jump=tuple(jump), start=tuple(start))

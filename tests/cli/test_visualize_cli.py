@@ -156,3 +156,23 @@ def _visualize_default(capsys, ckpt, out, *extra):
     code = main(["visualize", "deconv", "--checkpoint", str(ckpt), "--out", str(out), "--quiet", *extra])
     assert code == 0, capsys.readouterr().err
     return json.loads((out / "deconv.json").read_text())
+
+
+def test_images_may_be_files_instead_of_test_indices(lenet_ckpt, mnist, tmp_path, capsys):
+    from PIL import Image
+    digits = []
+    for i in (0, 1):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(np.kron(mnist.test_images[i, 0], np.ones((2, 2), dtype=np.uint8))).save(path)  # 56 px
+        digits.append(str(path))
+    out = tmp_path / "out"
+    code = main(["visualize", "saliency", "--checkpoint", str(lenet_ckpt), "--images", ",".join(digits),
+                 "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    numbers = json.loads((out / "saliency.json").read_text())
+    assert numbers["images"] == digits and numbers["true_classes"] is None
+    assert sorted(p.rsplit("/", 1)[-1] for p in numbers["figures"]) == ["saliency_0_digit0.png", "saliency_1_digit1.png"]
+    code = main(["visualize", "saliency", "--checkpoint", str(lenet_ckpt), "--images", f"0,{digits[0]}",
+                 "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not both" in err[0], err

@@ -12,6 +12,10 @@ import sys
 
 from .. import __version__
 from . import evaluate as evaluate_cmd
+from . import export as export_cmd
+from . import explore as explore_cmd
+from . import import_ as import_cmd
+from . import predict as predict_cmd
 from . import summary as summary_cmd
 from . import train as train_cmd
 from . import visualize as visualize_cmd
@@ -35,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (train_cmd, evaluate_cmd, summary_cmd, visualize_cmd):
+    for module in (train_cmd, evaluate_cmd, summary_cmd, visualize_cmd, explore_cmd, import_cmd, predict_cmd, export_cmd):
         module.add_parser(sub)
     return parser
 
@@ -45,6 +49,17 @@ def _one_line(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; under MPI, a rank that fails ends every rank (no hang in a collective)."""
+    code = _run(argv)
+    if code not in (0, None):
+        from ..training.distributed import under_mpi, world
+        if under_mpi():
+            sys.stderr.flush()
+            world().abort(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     from ..data import DataFormatError
     from ..training import CheckpointError, TrainingDiverged, TrainingInterrupted
 
@@ -52,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(os.environ.get("CONVSCOPE_DEBUG"))   # set it to see tracebacks
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return int(args.run(args) or 0)
     except UsageError as err:
         print(f"{err}", file=sys.stderr)

@@ -3,6 +3,13 @@
 Writes PNG figures and ``TECHNIQUE.json`` (the numbers behind them) into ``--out`` and prints
 the path of each file written; the ``report`` technique gathers every technique, the
 training curves and the confusion matrix into one self-contained HTML page.
+
+``--images`` takes test-split indices or image files (photos of any size, resized as the
+checkpoint's preset says). The dataset (``--data``, else the one the checkpoint was trained
+on) is loaded only when a technique needs it: ``neighbors`` and ``dissect`` always, the
+others only to read test images by index. An imported ImageNet network has no dataset of its
+own: give it photos, and ``--data DIR`` (a folder of class sub-folders) for the dataset
+techniques; its images are resized and cropped as the preset says.
 """
 
 from __future__ import annotations
@@ -10,11 +17,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["add_parser", "run", "parse_indices"]
+__all__ = ["add_parser", "run", "parse_indices", "parse_images"]
 
 _TECHNIQUES = ("filters", "activations", "neighbors", "deconv", "actmax", "saliency", "inversion", "dissect",
                "report")
 _DEFAULT_IMAGES = 4
+_DEFAULT_SAMPLE, _DEFAULT_SAMPLE_LARGE = 1000, 64     # a forward pass of an ImageNet network per image
 
 
 def add_parser(sub) -> None:
@@ -26,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("technique", choices=_TECHNIQUES, metavar="TECHNIQUE", help=", ".join(_TECHNIQUES))
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR/model.npz")
     p.add_argument("--data", default=None, metavar="mnist|PATH",
-                   help="dataset whose test images are explained (default: the checkpoint's)")
+                   help="dataset for test-image indices and for neighbors / dissect (default: the checkpoint's); "
+                        "an image folder's photos are resized to the checkpoint's preset")
     p.add_argument("--layer", default=None, metavar="NAME",
                    help="layer name as 'convscope summary' prints it (each technique has a sensible default)")
     p.add_argument("--unit", type=non_negative_int, default=None, metavar="K",
@@ -34,16 +43,18 @@ def add_parser(sub) -> None:
     p.add_argument("--class", dest="target", default=None, metavar="C",
                    help="class to explain (saliency) or to synthesise (actmax), as an index or a class name "
                         "(default: the predicted class)")
-    p.add_argument("--images", default=None, metavar="I,J,...",
-                   help=f"test images to use (default: the first test image of each of the first "
-                        f"{_DEFAULT_IMAGES} classes met in the test split, so the images are of different "
-                        f"classes even when the split is ordered by class)")
+    p.add_argument("--images", default=None, metavar="I,J,...|PHOTO,...",
+                   help=f"test-image indices, or image files (PNG/JPEG of any size) to explain (default: the "
+                        f"first test image of each of the first {_DEFAULT_IMAGES} classes met in the test split, "
+                        f"so the images are of different classes even when the split is ordered by class)")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of the random parts (actmax, SmoothGrad, inversion)")
-    p.add_argument("--sample", type=positive_int, default=1000, metavar="N",
-                   help="test images used for statistics: sparsity, dissection (default 1000)")
+    p.add_argument("--sample", type=positive_int, default=None, metavar="N",
+                   help=f"test images used for statistics: sparsity, dissection (default {_DEFAULT_SAMPLE}; "
+                        f"{_DEFAULT_SAMPLE_LARGE} for models with inputs over 64 px)")
     p.add_argument("--steps", type=positive_int, default=None, metavar="N",
-                   help="optimisation steps of actmax and inversion (default 256 and 200)")
+                   help="optimisation steps of actmax and inversion (default 256 and 200; 64 for inputs over "
+                        "64 px, e.g. 224)")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: RUN_DIR/visualize)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -61,6 +72,19 @@ def parse_indices(text: str, count: int) -> list[int]:
     if bad:
         raise ValueError(f"--images {bad[0]} is out of range: the test split has {count} images (0..{count - 1})")
     return indices
+
+
+def parse_images(text: str) -> list[str] | None:
+    """The image files named in ``text`` ('a.jpg,b.png'), or None when it lists indices."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or all(part.lstrip("-").isdigit() for part in parts):
+        return None
+    for part in parts:
+        if part.lstrip("-").isdigit():
+            raise ValueError(f"--images takes test-image indices or image files, not both; got {text!r}")
+        if not Path(part).is_file():
+            raise ValueError(f"--images: {part!r} is neither a test-image index nor an image file")
+    return parts
 
 
 def _target(text: str | None, class_names: list[str]) -> int | None:
@@ -102,32 +126,64 @@ def _out_dir(args) -> Path:
     return out
 
 
+def _data_source(args, clf):
+    """The dataset as a DataSource (loaded on first use) and its spec (None when there is none)."""
+    from ..data import load_dataset
+    from ..visualize.context import DataSource
+    from .common import check_fits
+
+    spec = args.data or clf.meta.get("data") or ("mnist" if clf.input_shape == (1, 28, 28) else None)
+    if spec is None:
+        return DataSource(None, "the checkpoint names no dataset: give --data DIR (a folder with one "
+                                "sub-folder of images per class)"), None
+
+    def load():
+        if not clf.transform:
+            dataset = load_dataset(spec)
+            check_fits(clf, dataset, spec)
+            return dataset
+        dataset = load_dataset(spec, square=clf.transform["resize"])     # the preset's resize, then its crop
+        if dataset.input_shape[0] != clf.input_shape[0]:
+            raise ValueError(f"the data in {spec!r} have {dataset.input_shape[0]} channel(s) but the checkpoint's "
+                             f"model takes {clf.input_shape[0]}")
+        return dataset
+    return DataSource(load), spec
+
+
 def run(args) -> int:
+    from ..classifier import Classifier
     from ..io import atomic_write_json, jsonable
     from ..visualize import render
     from ..visualize.context import Context, default_images
-    from ..visualize.core import find_layer
-    from ..visualize.techniques import run_technique
-    from .common import load_with_data
+    from ..visualize.core import find_layer, is_large
 
     render.pyplot()                                   # fail early and clearly without matplotlib
     _check_flags(args)
-    clf, dataset, spec = load_with_data(args.checkpoint, args.data)
+    clf = Classifier.from_checkpoint(args.checkpoint)
     if args.layer is not None:
         try:
             find_layer(clf.model, args.layer)
         except ValueError as err:
             raise ValueError(f"--layer {args.layer!r}: {err}") from None
-    images = (default_images(dataset.test_labels, _DEFAULT_IMAGES) if args.images is None
-              else parse_indices(args.images, len(dataset.test_images)))
-    ctx = Context(clf, dataset, images, args.layer, args.unit, _target(args.target, clf.class_names),
-                  args.seed, args.sample, args.steps, not args.quiet)
+    source, spec = _data_source(args, clf)
+    images = parse_images(args.images) if args.images is not None else None
+    if images is None and args.images is None and not source.available:
+        raise ValueError("there are no test images to explain: give --images PHOTO.jpg[,PHOTO...] (image files) "
+                         "or --data DIR (a dataset)")
+    if images is None:
+        test = source.get("--images").test_labels
+        images = (default_images(test, _DEFAULT_IMAGES) if args.images is None
+                  else parse_indices(args.images, len(test)))
+    sample = args.sample or (_DEFAULT_SAMPLE_LARGE if is_large(clf.input_shape) else _DEFAULT_SAMPLE)
+    ctx = Context(clf, source, images, args.layer, args.unit, _target(args.target, clf.class_names),
+                  args.seed, sample, args.steps, not args.quiet)
     out = _out_dir(args)
     if args.technique == "report":
         from ..visualize.report import write_report
         path = write_report(ctx, out, metrics=_metrics_beside(args.checkpoint), title=str(args.checkpoint))
         print(f"wrote {path}")
         return 0
+    from ..visualize.techniques import run_technique
     result = run_technique(args.technique, ctx)
     files = [str(render.save_png(fig, out / f"{stem}.png")) for stem, fig in result.figures.items()]
     numbers = {"technique": args.technique, "checkpoint": str(args.checkpoint), "data": spec,

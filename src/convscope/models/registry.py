@@ -8,6 +8,10 @@ variant. :func:`build_model` validates the arguments and records the config on t
 Names are lower-case and matched case-insensitively: ``build_model("VGG16_BN")`` builds
 ``vgg16_bn``. :func:`resolve_model_name` checks a name early (a CLI flag, an API argument)
 and suggests the closest known one.
+
+``"graph"`` is registered but not listed by :func:`available_models` (the zoo): it builds
+any DAG of layers from a JSON spec, ``build_model("graph", ..., graph=spec)``, which is how a
+checkpoint of an imported ONNX network is rebuilt (:mod:`convscope.models.graph`).
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ from typing import Callable
 import numpy as np
 
 from ..layers import Module
+from .graph import graph as graph_model
 
 __all__ = ["register", "build_model", "available_models", "model_description", "resolve_model_name"]
 
 _REGISTRY: dict[str, tuple[Callable[..., Module], str]] = {}
+_UNLISTED: set[str] = set()          # built from a spec rather than by name alone: not in the zoo
 
 
-def register(name: str, description: str):
-    """Decorator adding a builder to the registry under ``name`` (lower-case)."""
+def register(name: str, description: str, *, listed: bool = True):
+    """Decorator adding a builder to the registry under ``name`` (lower-case); ``listed=False``
+    keeps it out of :func:`available_models` (builders that need a spec, such as "graph")."""
     if not isinstance(name, str) or not name or name != name.lower():
         raise ValueError(f"model names are non-empty lower-case strings, got {name!r}")
 
@@ -33,12 +40,15 @@ def register(name: str, description: str):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = (fn, description)
+        if not listed:
+            _UNLISTED.add(name)
         return fn
     return wrap
 
 
 def available_models() -> list[str]:
-    return sorted(_REGISTRY)
+    """The zoo: every registered name that builds from its arguments alone."""
+    return sorted(set(_REGISTRY) - _UNLISTED)
 
 
 def resolve_model_name(name: str) -> str:
@@ -99,3 +109,7 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 1, input_si
     model.config = {"name": name, "num_classes": int(num_classes), "in_channels": int(in_channels),
                     "input_size": list(input_size), "options": dict(options)}
     return model
+
+
+register("graph", "any DAG of layers, built from a JSON spec (graph=...): imported ONNX networks",
+         listed=False)(graph_model)

@@ -15,7 +15,10 @@ model built and loaded. The bounds, generous for any image classifier:
 - ``num_classes`` in 1..100,000 (ImageNet-21k has 21,841 classes);
 - ``in_channels`` in 1..64 (grey, RGB, RGBA, multispectral);
 - ``input_size`` (H, W), each in 1..4096 (the ImageNet networks take 224);
-- integer ``options`` (layer widths) up to 65,536 in size (VGG's widest layer has 4096 units).
+- integer ``options`` (layer widths) up to 65,536 in size (VGG's widest layer has 4096 units);
+- a ``"graph"`` model (an imported network) has exactly one option, ``graph``, its JSON spec,
+  checked by :func:`convscope.layers.check_graph_spec` (bounded node count, known layer types
+  only, every argument's type and range) before anything is built.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 
 from ..data.normalize import Normalizer
 from ..io import NpzError, atomic_write, atomic_write_bytes, atomic_write_text, read_npz
-from ..layers import Module, shapes_only
+from ..layers import Module, check_graph_spec, shapes_only
 from ..models import available_models, build_model
 from ..validation import check_int
 
@@ -52,6 +55,7 @@ _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")     # +1 / -1 as int8
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _SCALARS = (str, int, float, bool, type(None))
+_SPEC_MODELS = ("graph",)          # registered but not in the zoo: built from model.options.graph
 
 
 class CheckpointError(ValueError):
@@ -138,7 +142,7 @@ def check_config(config, path) -> None:
                               f"version {VERSION} (written by a newer or foreign tool?)")
     mc = _require(config, "model", path, dict)
     name = _require(mc, "name", path, str, "model.name")
-    if name not in available_models():
+    if name not in available_models() and name not in _SPEC_MODELS:
         raise CheckpointError(f"'{path}' holds an unknown model {_short(name)}; known models: "
                               f"{', '.join(available_models())}")
     classes = _checked_int(path, _require(mc, "num_classes", path, name="model.num_classes"),
@@ -153,7 +157,10 @@ def check_config(config, path) -> None:
     options = mc.get("options", {})
     if not isinstance(options, dict):
         raise CheckpointError(f"'{path}': model.options must be a JSON object, got {_short(options)}")
-    for key, value in options.items():
+    scalar_options = options if name != "graph" else {}      # a graph's one option is its spec
+    if name == "graph":
+        _check_graph_options(options, path)
+    for key, value in scalar_options.items():
         items = value if isinstance(value, list) and len(value) <= _MAX_OPTION_ITEMS else [value]
         if not all(isinstance(v, _SCALARS) and not (isinstance(v, int) and abs(v) > _MAX_OPTION_INT)
                    for v in items):
@@ -274,6 +281,17 @@ def _check_normalizer(value, channels: int, path) -> None:
         Normalizer(value["mean"], value["std"])
     except ValueError as err:
         raise CheckpointError(f"'{path}': normalizer: {err}") from None
+
+
+def _check_graph_options(options: dict, path) -> None:
+    """A graph model's options: exactly ``{"graph": spec}``, the spec well formed."""
+    if set(options) != {"graph"}:
+        raise CheckpointError(f"'{path}': a graph model's options must be exactly {{'graph': spec}}, "
+                              f"got the keys {_short(sorted(options))}")
+    try:
+        check_graph_spec(options["graph"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"'{path}': model.options.graph: {err}") from None
 
 
 def _build(config: dict, path) -> Module:

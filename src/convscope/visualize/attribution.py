@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validation import check_int
-from .core import accumulate, batches, check_layer, check_target, last_conv, one_hot, resolve, resolve_targets
+from .core import (accumulate, batch_limit, batches, check_layer, check_target, last_block, one_hot, resolve,
+                   resolve_targets)
 from .display import resize_bilinear
-from .probe import evaluation_mode, logit_gradient, probe
+from .probe import backward_to, evaluation_mode, logit_gradient, probe
 
 __all__ = ["IGResult", "integrated_gradients", "GradCamResult", "grad_cam"]
 
@@ -92,6 +93,7 @@ def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50,
     model, x, _ = resolve(model, x)
     steps = check_int(steps, "steps", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = batch_limit(x.shape[1:], batch_size)
     base = _baseline(baseline, x)                                      # (N, C, H, W)
     alphas, weights = _trapezoid(steps)                                # (M,), M = steps + 1
     n, m = len(x), len(alphas)
@@ -134,17 +136,21 @@ class GradCamResult:
 
 def grad_cam(model, x, layer: str | None = None, target=None, batch_size: int = 64) -> GradCamResult:
     """Grad-CAM (Selvaraju et al. 2017) at layer ``layer`` (a dotted name, e.g. "conv2";
-    default: the last convolution, :func:`~convscope.visualize.core.last_conv`).
+    default: the last convolution, or the residual / Inception block it sits in, whose output
+    is the last stage's: "layer4.2" in ResNet-50, "inception5b" in GoogLeNet,
+    :func:`~convscope.visualize.core.last_block`).
 
     With A (N, K, h, w) the layer's output and g = d score / d A (recorded by
     :func:`~convscope.visualize.probe.probe` in a backward seeded with the one-hot target at
-    the logits), weights w_k = mean over (h, w) of g_k and cam = ReLU(sum_k w_k A_k), (N, h, w):
-    rectified, so non-negative. ValueError naming the layer and its output shape when that
+    the logits and stopped there, :func:`~convscope.visualize.probe.backward_to`), weights
+    w_k = mean over (h, w) of g_k and cam = ReLU(sum_k w_k A_k), (N, h, w): rectified, so
+    non-negative. ValueError naming the layer and its output shape when that
     output is not 4-D.
     """
     model, x, _ = resolve(model, x)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    layer = last_conv(model) if layer is None else check_layer(model, layer)
+    batch_size = batch_limit(x.shape[1:], batch_size)
+    layer = last_block(model) if layer is None else check_layer(model, layer)
     if layer == "":
         raise ValueError("grad_cam needs an inner layer with 4-D output, got '' (the model's logits)")
     targets = check_target(target, len(x))
@@ -158,8 +164,8 @@ def grad_cam(model, x, layer: str | None = None, target=None, batch_size: int = 
                 raise ValueError(f"grad_cam needs a layer with 4-D output (N, K, h, w); "
                                  f"layer {layer!r} gives {shape}")
             t = logits.argmax(axis=1) if targets is None else targets[s]
-            model.backward(one_hot(logits, t))
-            w = p.grad.mean(axis=(2, 3))                                    # (B, K)
+            grad = backward_to(model, one_hot(logits, t), p)                # the layers below are skipped
+            w = grad.mean(axis=(2, 3))                                      # (B, K)
             cams.append(np.maximum(np.einsum("bk,bkhw->bhw", w, p.output), 0))
             weights.append(w)
             used.append(t)

@@ -13,8 +13,14 @@ where ``model`` is either
 :func:`resolve` is that choice, made in this one place. The rest of the module is the
 bookkeeping the techniques share: layers by dotted name and the default layer of each kind
 (:func:`first_conv`, :func:`last_conv`, :func:`feature_layer`), the class explained
-(:func:`check_target`, :func:`one_hot`), batches (:func:`batches`, :func:`accumulate`) and
-logits (:func:`predict`).
+(:func:`check_target`, :func:`one_hot`), batches (:func:`batches`, :func:`accumulate`,
+:func:`batch_limit`) and logits (:func:`predict`).
+
+Memory: every technique runs its images ``batch_size`` at a time, and :func:`batch_limit`
+lowers that cap for large inputs so that one batch's caches stay near 1 GB: at 224 x 224
+VGG-16 keeps ~460 MB per image for a forward and backward pass (its second convolution's
+im2col alone is 116 MB), so gradient methods take 2 images at a time and forward-only ones 4
+(MNIST and CIFAR sizes keep their ``batch_size``).
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ from ..validation import check_float_images, is_int
 
 __all__ = ["resolve", "model_space", "find_layer", "check_layer", "leaf_layer_names", "layers_of_type",
            "first_conv", "last_conv", "feature_layer", "check_target", "check_classes", "one_hot",
-           "resolve_targets", "batches", "accumulate", "predict"]
+           "resolve_targets", "batches", "accumulate", "predict", "batch_limit", "last_block", "is_large",
+           "LARGE_SIDE"]
+
+# Inputs whose longer side exceeds this are "large" (ImageNet's 224 px): techniques pick
+# settings for photos rather than for MNIST / CIFAR thumbnails (the zoo's small-variant rule).
+LARGE_SIDE = 64
+_PIXELS_PER_BATCH = 2 * 224 * 224        # image pixels per gradient batch (see the module docstring)
 
 
 # -- Classifier or Module --------------------------------------------------------------------
@@ -125,6 +137,24 @@ def _convs(model: Module) -> list[str]:
     return convs
 
 
+def last_block(model: Module) -> str:
+    """The output of the block the last convolution sits in: the default of Grad-CAM.
+
+    In a plain stack (LeNet, VGG, AlexNet) that is the last convolution itself; inside a
+    residual block or an Inception module it is the outermost such block, whose output (after
+    the addition and ReLU, or the concatenation) is what the classifier's pooling sees:
+    "layer4.2" in ResNet-50 (the last stage's output), "inception5b" in GoogLeNet.
+    """
+    from ..layers import Concat, Residual
+    name = last_conv(model)
+    parts = name.split(".")
+    for end in range(1, len(parts)):
+        prefix = ".".join(parts[:end])
+        if isinstance(model.get_module(prefix), (Residual, Concat)):
+            return prefix
+    return name
+
+
 def first_conv(model: Module) -> str:
     """The first convolution in forward order: the default of the filter and activation views."""
     return _convs(model)[0]
@@ -213,6 +243,22 @@ def accumulate(total: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
     ``np.add.reduceat`` over each run of equal rows instead of ``np.add.at``."""
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     total[rows[starts]] += np.add.reduceat(values, starts, axis=0)
+
+
+def is_large(input_shape) -> bool:
+    """Whether one image (C, H, W) is photo-sized: its longer side exceeds :data:`LARGE_SIDE`."""
+    return max(int(s) for s in tuple(input_shape)[-2:]) > LARGE_SIDE
+
+
+def batch_limit(input_shape, batch_size: int, *, forward_only: bool = False) -> int:
+    """``batch_size`` lowered for large images (C, H, W): at most 2 images of 224 x 224 per
+    gradient batch, 4 for forward passes only (scaled by pixels: 8 at 112 x 112); never below 1.
+    Inputs up to :data:`LARGE_SIDE` keep ``batch_size``."""
+    if not is_large(input_shape):
+        return int(batch_size)
+    h, w = (int(s) for s in tuple(input_shape)[-2:])
+    cap = max(1, (2 if forward_only else 1) * _PIXELS_PER_BATCH // (h * w))
+    return min(int(batch_size), cap)
 
 
 def predict(model: Module, x: np.ndarray, batch_size: int) -> np.ndarray:

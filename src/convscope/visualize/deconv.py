@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validation import check_int
-from .core import batches, check_layer, last_conv, resolve
+from .core import batch_limit, batches, check_layer, last_conv, resolve
 from .probe import backprop_from, evaluation_mode, layer_output
 
 __all__ = ["DeconvResult", "deconv"]
@@ -108,6 +108,7 @@ def deconv(model, x, layer: str | None = None, unit: int | None = None, top: int
     layer = last_conv(model) if layer is None else check_layer(model, layer)
     top = check_int(top, "top", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = batch_limit(x.shape[1:], batch_size)
     n = x.shape[0]
     projections = np.empty_like(x)
     units = np.empty(n, dtype=np.int64)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validation import check_int, check_real
-from .core import check_layer, last_conv, resolve
+from .core import batch_limit, check_layer, last_conv, resolve
 from .probe import layer_batches
 
 __all__ = ["DissectResult", "dissect", "selectivity_index"]
@@ -186,6 +186,7 @@ def dissect(model, x, layer: str | None = None, labels=None, concepts=None,
     layer = last_conv(model) if layer is None else check_layer(model, layer)
     top = check_int(top, "top", minimum=1, maximum=len(x))
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = batch_limit(x.shape[1:], batch_size, forward_only=True)
     quantile = check_real(quantile, "quantile", minimum=0.0, maximum=1.0, strict=True)
     if labels is not None:
         labels = _check_labels(labels, len(x))

@@ -23,7 +23,8 @@ import numpy as np
 
 from ..layers import ReLU
 from ..validation import check_int
-from .core import batches, check_layer, find_layer, first_conv, layers_of_type, leaf_layer_names, resolve
+from .core import (batch_limit, batches, check_layer, find_layer, first_conv, layers_of_type,
+                   leaf_layer_names, resolve)
 from .display import scale_each
 from .probe import evaluation_mode, layer_batches, layer_outputs
 
@@ -102,6 +103,7 @@ def feature_maps(model, x, layer: str | None = None, batch_size: int = 128) -> n
     model, x, _ = resolve(model, x)
     layer = first_conv(model) if layer is None else check_layer(model, layer)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = batch_limit(x.shape[1:], batch_size, forward_only=True)
     out = None
     for rows, y in layer_batches(model, x, layer, batch_size):
         if out is None:
@@ -132,6 +134,7 @@ def sparsity(model, x, layers: list[str] | None = None, batch_size: int = 128) -
     """
     model, x, _ = resolve(model, x)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = batch_limit(x.shape[1:], batch_size, forward_only=True)
     if layers is None:
         layers = layers_of_type(model, ReLU) or leaf_layer_names(model)
     if isinstance(layers, str) or not isinstance(layers, (list, tuple)) or not layers:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validation import check_bool, check_float_images, check_int, check_real
-from .core import check_layer, feature_layer, model_space, resolve
+from .core import batch_limit, check_layer, feature_layer, model_space, resolve
 from .features import feature_maps
 from .probe import layer_batches
 
@@ -125,6 +125,7 @@ def nearest_neighbors(model, train_x, train_y, query_x, query_y=None, layer: str
         query_y = _labels(query_y, len(query_x), "query_y")
     k = check_int(k, "k", minimum=1, maximum=len(train_x))
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = batch_limit(query_x.shape[1:], batch_size, forward_only=True)
     exclude_self = check_bool(exclude_self, "exclude_self")
     layer = feature_layer(model) if layer is None else check_layer(model, layer)
 
@@ -236,6 +237,7 @@ def translation_example(model, images, shift, layer: str | None = None, referenc
     """
     model, images, clf = resolve(model, images, name="images")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = batch_limit(images.shape[1:], batch_size, forward_only=True)
     layer = feature_layer(model) if layer is None else check_layer(model, layer)
     reference = images if reference is None else model_space(clf, reference, "reference")
     if reference.shape[1:] != images.shape[1:]:

@@ -15,10 +15,10 @@ import numpy as np
 from ..layers import softmax
 from ..layers.base import as_pair
 from ..validation import check_int, check_real
-from .core import accumulate, batches, check_classes, check_target, predict, resolve
+from .core import accumulate, batch_limit, batches, check_classes, check_target, predict, resolve
 from .probe import evaluation_mode
 
-__all__ = ["occlusion"]
+__all__ = ["occlusion", "default_window"]
 
 
 def _positive_pair(value, name: str) -> tuple[int, int]:
@@ -37,11 +37,20 @@ def _window_starts(size: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-def occlusion(model, x, target=None, window=4, stride=2, fill: float = 0.0,
+def default_window(size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(window, stride) scaled to an (H, W) input: a window of 1/14 of each side (at least 4
+    px), slid by half of it: 4 / 2 px at MNIST's 28 (and CIFAR's 32), 16 / 8 px at 224 (27 x 27
+    positions, the resolution of a 14 x 14 Grad-CAM map refined by the overlap)."""
+    window = tuple(max(4, int(s) // 14) for s in size)
+    return window, tuple(max(1, w // 2) for w in window)
+
+
+def occlusion(model, x, target=None, window=None, stride=None, fill: float = 0.0,
               batch_size: int = 64) -> np.ndarray:
     """Occlusion sensitivity (Zeiler & Fergus 2014), (N, H, W), signed.
 
-    For every position of a ``window`` (int or (h, w)) slid by ``stride`` over the image,
+    For every position of a ``window`` (int or (h, w); default :func:`default_window`, 1/14
+    of the image) slid by ``stride`` (default: half the window) over the image,
     the window in all channels is set to ``fill`` (model space: 0 is the mean image) and the
     drop p(target | x) - p(target | occluded x) of the softmax probability is recorded; each
     pixel gets the mean drop over the windows covering it. Positive where hiding the pixel
@@ -50,7 +59,10 @@ def occlusion(model, x, target=None, window=4, stride=2, fill: float = 0.0,
     """
     model, x, _ = resolve(model, x)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    window, stride = _positive_pair(window, "window"), _positive_pair(stride, "stride")
+    batch_size = batch_limit(x.shape[1:], batch_size, forward_only=True)
+    auto_window, auto_stride = default_window(x.shape[2:])
+    window = auto_window if window is None else _positive_pair(window, "window")
+    stride = auto_stride if stride is None else _positive_pair(stride, "stride")
     fill = check_real(fill, "fill")
     n, _, h, w = x.shape
     if window[0] > h or window[1] > w:

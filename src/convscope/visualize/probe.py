@@ -37,7 +37,7 @@ from ..layers import Module, ReLU
 from .core import batches, check_layer, find_layer, one_hot
 
 __all__ = ["Probe", "probe", "layer_output", "layer_outputs", "layer_batches", "output_shape_of",
-           "backprop_from", "logit_gradient", "relu_rule", "evaluation_mode", "input_gradient"]
+           "backprop_from", "backward_to", "logit_gradient", "relu_rule", "evaluation_mode", "input_gradient"]
 
 class _Stop(Exception):
     """Raised by a forward hook to end a forward pass early, once the outputs wanted are known."""
@@ -46,7 +46,8 @@ class _Stop(Exception):
 class Probe(Module):
     """What one layer saw: ``output`` of the last forward, ``grad`` (dLoss/dOutput) of the last
     backward. ``seed``, when set, replaces the incoming gradient: an array shaped like the
-    output, or a function of the output. ``stop_after_forward`` ends a forward pass at the layer.
+    output, or a function of the output. ``stop_after_forward`` ends a forward pass at the layer,
+    ``stop_after_backward`` a backward pass once the gradient has reached it (:func:`backward_to`).
 
     As a module it is the identity; its ``backward`` is where the gradient is read and seeded.
     """
@@ -58,6 +59,7 @@ class Probe(Module):
         self.grad: np.ndarray | None = None
         self.seed = None
         self.stop_after_forward = False
+        self.stop_after_backward = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.output = x
@@ -65,6 +67,8 @@ class Probe(Module):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         self.grad = dy
+        if self.stop_after_backward:
+            raise _Stop
         if self.seed is None:
             return dy
         seed = self.seed(self.output) if callable(self.seed) else self.seed
@@ -140,6 +144,24 @@ def evaluation_mode(model: Module) -> Iterator[Module]:
         model.train(was_training)
         for m, flag in input_grads:
             m.need_input_grad = flag
+
+
+def backward_to(model: Module, dy: np.ndarray, p: Probe) -> np.ndarray:
+    """Backpropagate dy (dLoss/dLogits) only until it reaches probe ``p``'s layer; returns the
+    gradient there (also in ``p.grad``). The layers below never run their backward: the whole
+    gradient at a layer's output has arrived when its own backward is called (residual and
+    Inception containers sum their branches first), so nothing further down is needed.
+    ValueError if the layer is not on the backward path."""
+    p.grad, p.stop_after_backward = None, True
+    try:
+        model.backward(dy)
+    except _Stop:
+        pass
+    finally:
+        p.stop_after_backward = False
+    if p.grad is None:
+        raise ValueError(f"the gradient never reached layer {p.name!r}; choose a layer on the main path")
+    return p.grad
 
 
 def layer_output(model: Module, x: np.ndarray, name: str) -> np.ndarray:

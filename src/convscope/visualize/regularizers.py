@@ -10,6 +10,10 @@ each, used by :mod:`~convscope.visualize.actmax` and :mod:`~convscope.visualize.
   Neural Networks Through Deep Visualization", ICML DL workshop 2015);
 * :func:`random_shift` and :func:`roll` — jitter: shift the image a few pixels before each
   step and shift the gradient back (Mordvintsev et al.'s DeepDream, Yosinski et al.);
+* :func:`random_zoom` and :class:`Zoom` — scale robustness: zoom the image by a random
+  factor about its centre before each step and send the gradient back through the zoom's
+  adjoint (Olah et al., "Feature Visualization", Distill 2017: jitter, scale and rotation
+  make 224 px visualisations look like images rather than high-frequency patterns);
 * :func:`pixel_bounds` — the model-space values that real pixels in [0, 1] can take;
 * :class:`Adam` — the per-pixel Adam step (Kingma & Ba 2015) both searches take, the
   update being :func:`convscope.optim.adam_step`, the one the model optimiser uses.
@@ -28,7 +32,7 @@ from ..optim import adam_step
 from ..validation import check_float_images, check_real
 
 __all__ = ["total_variation", "gaussian_blur", "gaussian_kernel", "random_shift", "roll",
-           "pixel_bounds", "Adam"]
+           "random_zoom", "Zoom", "pixel_bounds", "Adam"]
 
 
 def total_variation(x: np.ndarray, beta: float = 2.0, eps: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +106,42 @@ def random_shift(rng: np.random.Generator, max_shift: int) -> tuple[int, int]:
 def roll(x: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
     """x (..., H, W) shifted periodically by (rows, cols); roll(roll(x, s), -s) is x."""
     return np.roll(x, shift, axis=(-2, -1))
+
+
+def random_zoom(rng: np.random.Generator, max_scale: float) -> float:
+    """A zoom factor drawn log-uniformly from [1 / max_scale, max_scale] (1.0 when max_scale is 1)."""
+    if max_scale == 1.0:
+        return 1.0
+    return float(np.exp(rng.uniform(-np.log(max_scale), np.log(max_scale))))
+
+
+class Zoom:
+    """Bilinear zoom by ``factor`` about the image centre, keeping the size (H, W): a linear map
+    ``y = A x B^T`` per channel with sparse interpolation matrices A (H, H) and B (W, W)
+    (edges clamped), so its adjoint, for the gradient, is ``A^T g B``. factor > 1 magnifies."""
+
+    def __init__(self, size: tuple[int, int], factor: float) -> None:
+        self.a, self.b = (self._matrix(int(n), float(factor)) for n in size)
+
+    @staticmethod
+    def _matrix(n: int, factor: float) -> np.ndarray:
+        centre = (n - 1) / 2.0
+        src = np.clip((np.arange(n) - centre) / factor + centre, 0, n - 1)     # where each output reads
+        low = np.floor(src).astype(np.int64)
+        high = np.minimum(low + 1, n - 1)
+        frac = (src - low).astype(np.float32)
+        m, rows = np.zeros((n, n), dtype=np.float32), np.arange(n)
+        m[rows, low] += 1 - frac                           # two taps per row (one index each per
+        m[rows, high] += frac                              # assignment: low == high at the edge adds up)
+        return m
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """x (N, C, H, W) zoomed, same shape."""
+        return np.matmul(np.matmul(self.a, x), self.b.T).astype(x.dtype, copy=False)
+
+    def adjoint(self, g: np.ndarray) -> np.ndarray:
+        """The gradient at the unzoomed image for a gradient g at the zoomed one."""
+        return np.matmul(np.matmul(self.a.T, g), self.b).astype(g.dtype, copy=False)
 
 
 def pixel_bounds(normalizer, channels: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:

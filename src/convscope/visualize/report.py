@@ -9,12 +9,16 @@ import html
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ..io import atomic_write_text, jsonable
 from . import render
 from .context import Context, Output
 from .techniques import TECHNIQUES
 
 __all__ = ["write_report", "report_html"]
+
+_MAX_CONFUSION = 50            # classes a confusion-matrix figure can show legibly
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
@@ -28,7 +32,6 @@ def _img(fig, alt: str) -> str:
 
 
 def _training_section(ctx: Context, metrics: dict | None) -> Output:
-    from ..training import evaluate
     figures, numbers = {}, {}
     history = (metrics or {}).get("history") or []
     if history:
@@ -39,13 +42,33 @@ def _training_section(ctx: Context, metrics: dict | None) -> Output:
             {"train": (epochs, [h["train_accuracy"] for h in history]),
              "test": (epochs, [h["test_accuracy"] for h in history])}, "accuracy", "epoch", "accuracy")
         numbers["history"] = history
+    if not ctx.has_data:
+        return Output(figures, numbers, "Training curves (no dataset given, so no confusion matrix).")
+    if not ctx.same_classes():
+        return Output(figures, numbers, "Training curves (the dataset's classes are not the model's, so no "
+                                        "confusion matrix).")
     names = ctx.clf.class_names
-    result = evaluate(ctx.model, ctx.data.test_images, ctx.data.test_labels, ctx.clf.normalizer, len(names))
-    numbers["test_accuracy"] = result["test_accuracy"]
-    figures["confusion"] = render.matrix_plot(result["confusion_matrix"], names, names,
-                                              f"confusion matrix (test accuracy {result['test_accuracy']:.4f})",
+    accuracy, confusion = _test_confusion(ctx)
+    numbers["test_accuracy"] = accuracy
+    if len(names) > _MAX_CONFUSION:
+        return Output(figures, numbers, f"Training curves and the test accuracy, {accuracy:.4f} ({len(names)} "
+                                        f"classes: too many for a confusion matrix figure).")
+    figures["confusion"] = render.matrix_plot(confusion, names, names,
+                                              f"confusion matrix (test accuracy {accuracy:.4f})",
                                               "predicted", "true")
     return Output(figures, numbers, "Training curves and the confusion matrix on the test split.")
+
+
+def _test_confusion(ctx: Context) -> tuple[float, np.ndarray]:
+    """(accuracy, confusion matrix) of the classifier on the test split, a chunk of images at a time."""
+    from ..training.metrics import confusion_matrix
+    from .core import batch_limit, batches
+    data = ctx.dataset("the confusion matrix")
+    size = batch_limit(ctx.clf.input_shape, 500, forward_only=True)
+    predicted = np.concatenate([ctx.clf.logits(data.test_images[rows], batch_size=size).argmax(axis=1)
+                                for rows in batches(len(data.test_images), max(size, 64))])
+    labels = data.test_labels
+    return float((predicted == labels).mean()), confusion_matrix(labels, predicted, ctx.clf.num_classes)
 
 
 def report_html(title: str, sections: list[tuple[str, Output | str]]) -> str:

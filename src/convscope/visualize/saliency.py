@@ -30,7 +30,7 @@ import numpy as np
 from ..layers import ReLU
 from ..layers.base import default_rng
 from ..validation import check_int, check_real
-from .core import accumulate, batches, check_target, resolve, resolve_targets
+from .core import accumulate, batch_limit, batches, check_target, resolve, resolve_targets
 from .probe import evaluation_mode, logit_gradient
 
 __all__ = ["input_gradients", "gradient_saliency", "guided_backprop", "smoothgrad"]
@@ -46,6 +46,7 @@ def input_gradients(model, x, target=None, rule: str = "gradient", batch_size: i
     """
     model, x, _ = resolve(model, x)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = batch_limit(x.shape[1:], batch_size)
     if rule not in ReLU.RULES:
         raise ValueError(f"rule must be one of {', '.join(ReLU.RULES)}, got {rule!r}")
     targets = check_target(target, len(x))
@@ -83,6 +84,7 @@ def smoothgrad(model, x, target=None, samples: int = 25, noise: float = 0.15,
     noise = check_real(noise, "noise", minimum=0.0)
     rng = default_rng(rng)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = batch_limit(x.shape[1:], batch_size)
     n = len(x)
     sigma = noise * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))        # (N,)
     total = np.zeros((n, x[0].size), dtype=np.float64)                      # (N, C*H*W)

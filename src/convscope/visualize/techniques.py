@@ -1,20 +1,32 @@
-"""Each §3 technique run on a classifier and its test images: the figures and the numbers behind them.
+"""Each §3 technique run on a classifier and its images: the figures and the numbers behind them.
 
 The CLI (``convscope visualize TECHNIQUE``) writes them as PNG files and ``TECHNIQUE.json``;
 the HTML report embeds them. A technique is a function ``run_X(ctx) -> Output`` over a
 :class:`~convscope.visualize.context.Context`; each calls the library through its front
-door, ``technique(ctx.clf, uint8 images)``, and labels what its figures show: the classes
-explained and the true labels, the numbers under each image and what they are.
+door, ``technique(ctx.clf, images)`` (test images as uint8 arrays, or image files), and labels
+what its figures show: the classes explained and the true labels, the numbers under each
+image and what they are. Only ``neighbors`` and ``dissect`` (and the sparsity part of
+``activations``, which otherwise uses the chosen images) read the dataset.
+
+Photo-sized models (inputs over 64 px, ImageNet's 224) get settings that keep one CLI run to
+minutes on two cores (:data:`LARGE_SETTINGS`): integrated gradients with 16 steps (its
+completeness gap is reported), SmoothGrad with 8 samples, occlusion with a 1/7-of-the-image
+window slid by half of it (169 positions at 224), 4 actmax units, up to 200 training images
+searched by the neighbours, a 1/8-of-the-image shift, and dissection figures for the first
+64 units (all units are in its numbers; ``--unit`` shows any one); actmax and inversion take their
+photo defaults (64 steps, jitter, zoom, blur; :func:`~convscope.visualize.actmax.defaults_for`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from ..io import jsonable
 from . import render
 from .context import Context, Output
-from .core import feature_layer, first_conv, last_conv
+from .core import batch_limit, feature_layer, first_conv, last_conv
 from .display import normalize_map, to_display, to_pixels
 from .probe import output_shape_of
 
@@ -23,14 +35,37 @@ __all__ = ["TECHNIQUES", "UNIT_TECHNIQUES", "CLASS_TECHNIQUES", "run_technique"]
 UNIT_TECHNIQUES = ("filters", "activations", "deconv", "actmax", "dissect")     # those that take --unit
 CLASS_TECHNIQUES = ("actmax", "saliency")                                       # those that take --class
 PAGE = 16                      # units per figure of the dissection
+# Photo-sized models (see the module docstring): what each costly choice becomes, per image.
+SMALL_SETTINGS = dict(ig_steps=50, smoothgrad_samples=25, occlusion_fraction=None, actmax_units=8,
+                      train_sample=10000, shift_fraction=None, dissect_units_shown=None)
+LARGE_SETTINGS = dict(ig_steps=16, smoothgrad_samples=8, occlusion_fraction=7, actmax_units=4,
+                      train_sample=200, shift_fraction=8, dissect_units_shown=64)
+
+
+def _settings(ctx: Context) -> dict:
+    return LARGE_SETTINGS if ctx.large else SMALL_SETTINGS
 
 
 def _kind(shape: tuple[int, ...]) -> str:
     return "channels" if len(shape) == 3 else "features"
 
 
+def _stem(ctx: Context, i: int) -> str:
+    """The file-name part for the i-th chosen image: its test index, or "<i>_<file stem>"."""
+    image = ctx.images[i]
+    if not ctx.from_files:
+        return str(image)
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(image).stem)[:40]
+    return f"{i}_{stem}"
+
+
+def _described(ctx: Context, image) -> str:
+    """"test image #3 (true 7)" or the photo's file name, for figure titles."""
+    return ctx.name(image) if ctx.from_files else f"test image {ctx.title(image)}"
+
+
 def _picture_titles(ctx: Context) -> list[str]:
-    return [f"#{i} (true {ctx.true_label(i)})" for i in ctx.images]
+    return [ctx.title(i) for i in ctx.images]
 
 
 def run_filters(ctx: Context) -> Output:
@@ -55,55 +90,68 @@ def run_activations(ctx: Context) -> Output:
     figures = {}
     channels = range(maps.shape[1]) if unit is None else [unit]
     if maps.ndim == 4:
-        for i, index in enumerate(ctx.images[:4]):
-            figures[f"activations_{index}"] = render.image_grid(
-                maps[i, list(channels)], [f"ch {c}" for c in channels], colorbar=True, cmap="viridis",
-                title=f"{layer} on test image #{index} (true {ctx.true_label(index)})")
+        for i, image in enumerate(ctx.images[:4]):
+            shown = list(channels)[:64]                                   # a 2048-channel map: the first 64
+            figures[f"activations_{_stem(ctx, i)}"] = render.image_grid(
+                maps[i, shown], [f"ch {c}" for c in shown], colorbar=True, cmap="viridis",
+                title=f"{layer} on {_described(ctx, image)}"
+                      + (f" (channels 0-{shown[-1]} of {maps.shape[1]})" if len(shown) < len(channels) else ""))
     else:
-        shown = maps[:, list(channels)]
-        figures["activations"] = render.matrix_plot(shown, [f"#{i}" for i in ctx.images], list(channels),
-                                                    f"{layer} activations", "feature", "test image",
+        shown = maps[:, list(channels)[:64]]
+        figures["activations"] = render.matrix_plot(shown, [ctx.name(i) for i in ctx.images], list(channels)[:64],
+                                                    f"{layer} activations", "feature", "image",
                                                     annotate=shown.size <= 100)
-    rows = sparsity(ctx.clf, ctx.raw(ctx.sample_indices()))
+    if ctx.has_data:
+        rows, over = sparsity(ctx.clf, ctx.raw(ctx.sample_indices())), f"{len(ctx.sample_indices())} test images"
+    else:
+        rows, over = sparsity(ctx.clf, ctx.raw()), f"the {len(ctx.images)} image(s) shown (no dataset given)"
     figures["sparsity"] = render.bar_chart([r.layer for r in rows], [r.fraction_zero for r in rows],
-                                           "fraction of zero activations by depth", "fraction zero")
+                                           f"fraction of zero activations by depth, over {over}", "fraction zero")
     return Output(figures, {"layer": layer, "map_shape": list(maps.shape[1:]), "unit": unit,
                             "sparsity": [{"layer": r.layer, "type": r.type, "fraction_zero": float(r.fraction_zero)}
                                          for r in rows]},
                   "Feature maps of a layer, and how sparse the responses become with depth.")
 
 
-def run_neighbors(ctx: Context, k: int = 5, train_sample: int = 10000, shift: int = 3) -> Output:
+def run_neighbors(ctx: Context, k: int = 5, train_sample: int | None = None, shift: int | None = None) -> Output:
     from .neighbors import nearest_neighbors, shift_images, translation_example
-    data = ctx.data
-    n = min(train_sample, len(data.train_images))
-    labels = data.test_labels[np.asarray(ctx.images)]
-    result = nearest_neighbors(ctx.clf, data.train_images[:n], data.train_labels[:n], ctx.raw(), labels,
-                               layer=ctx.layer, k=k)
+    data = ctx.dataset("neighbors (a search of the training images)")
+    settings = _settings(ctx)
+    n = min(settings["train_sample"] if train_sample is None else train_sample, len(data.train_images))
+    if shift is None:
+        fraction = settings["shift_fraction"]
+        shift = 3 if fraction is None else max(3, ctx.clf.input_shape[2] // fraction)
+    result = nearest_neighbors(ctx.clf, data.train_images[:n], data.train_labels[:n], ctx.raw(),
+                               ctx.true_labels() if ctx.same_classes() else None, layer=ctx.layer, k=k)
+
     def train_pictures(idx):
         return ctx.clf.pixels(data.train_images[idx]).astype(np.float32) / 255.0
 
     query = ctx.pictures()
     panels, titles = [], []
-    for q, index in enumerate(ctx.images):
+    for q, image in enumerate(ctx.images):
         panels.append(query[q])
-        titles.append(f"query #{index} ({ctx.true_label(index)})")
+        true = ctx.true_label(image)
+        titles.append(f"query {ctx.name(image)}" + ("" if true is None else f" ({true})"))
         for kind, idx in (("feat", result.feature_indices[q]), ("pix", result.pixel_indices[q])):
             panels.extend(train_pictures(idx))
-            titles += [f"{kind}: {ctx.label(int(data.train_labels[j]))}" for j in idx]
-    agreement = (f"label agreement of the {k} nearest: feature space {result.feature_agreement:.2f}, "
-                 f"pixel space {result.pixel_agreement:.2f}")
+            titles += [f"{kind}: {ctx.data_label(int(data.train_labels[j]))}" for j in idx]
+    if result.feature_agreement is None:
+        agreement = "(no label agreement: the queries have no labels in the dataset's classes)"
+    else:
+        agreement = (f"label agreement of the {k} nearest: feature space {result.feature_agreement:.2f}, "
+                     f"pixel space {result.pixel_agreement:.2f}")
     fig = render.image_grid(render.pictures(np.stack(panels)), titles, ncols=1 + 2 * k, picture=True,
-                            title=f"nearest training images: {k} in feature space ({result.layer}) | "
+                            title=f"nearest of {n} training images: {k} in feature space ({result.layer}) | "
                                   f"{k} in pixel space\n{agreement}")
     reference = ctx.raw(ctx.sample_indices()[:200])
     moved = translation_example(ctx.clf, ctx.raw(), shift, layer=ctx.layer, reference=reference)
     shifted = shift_images(query, shift)
     panels = [p for pair in zip(render.pictures(query), render.pictures(shifted)) for p in pair]
     titles = []
-    for q, index in enumerate(ctx.images):
-        titles += [f"#{index}", f"shifted {shift} px\npixel {moved.pixel_relative[q]:.2f}, "
-                                f"feature {moved.feature_relative[q]:.2f}"]
+    for q, image in enumerate(ctx.images):
+        titles += [ctx.name(image), f"shifted {shift} px\npixel {moved.pixel_relative[q]:.2f}, "
+                                    f"feature {moved.feature_relative[q]:.2f}"]
     translation = render.image_grid(
         np.stack(panels), titles, ncols=min(8, len(panels)), picture=True, cell=2.0,
         title=f"a shifted image against the typical distance between two test images (1 = as far as another "
@@ -150,8 +198,10 @@ def run_actmax(ctx: Context) -> Output:
         if layer != "":
             raise ValueError(f"--class is for the logits; to maximise a unit of {layer!r} give --unit")
         units = [ctx.target]
+    elif layer == "" and shape[0] > 10:                          # ImageNet's 1000 classes: a few, spread out
+        units = sorted({int(u) for u in np.linspace(0, shape[0] - 1, _settings(ctx)["actmax_units"])})
     else:
-        units = list(range(shape[0] if layer == "" else min(8, shape[0])))
+        units = list(range(shape[0] if layer == "" else min(_settings(ctx)["actmax_units"], shape[0])))
     images, numbers = [], []
     bar = Progress(len(units), "actmax", unit="unit", enabled=ctx.progress)
     for unit in units:
@@ -171,36 +221,45 @@ def run_actmax(ctx: Context) -> Output:
 
 def run_saliency(ctx: Context) -> Output:
     from .attribution import grad_cam, integrated_gradients
+    from .core import last_block
     from .occlusion import occlusion
     from .saliency import gradient_saliency, guided_backprop, smoothgrad
-    raw, target = ctx.raw(), ctx.target
-    layer = ctx.layer if ctx.layer is not None else last_conv(ctx.model)
+    raw, target, settings = ctx.raw(), ctx.target, _settings(ctx)
+    layer = ctx.layer if ctx.layer is not None else last_block(ctx.model)
     rng = np.random.default_rng(ctx.seed)
-    ig = integrated_gradients(ctx.clf, raw, target)
+    window = {}
+    if settings["occlusion_fraction"]:
+        side = max(4, min(ctx.clf.input_shape[1:]) // settings["occlusion_fraction"])
+        window = {"window": side, "stride": max(1, side // 2)}
+    ig = integrated_gradients(ctx.clf, raw, target, steps=settings["ig_steps"])
     cam = grad_cam(ctx.clf, raw, layer, target)
     methods = {
         "gradient": gradient_saliency(ctx.clf, raw, target),
         "guided backprop": guided_backprop(ctx.clf, raw, target),
-        "SmoothGrad": smoothgrad(ctx.clf, raw, target, rng=rng),
+        "SmoothGrad": smoothgrad(ctx.clf, raw, target, samples=settings["smoothgrad_samples"], rng=rng),
         "integrated gradients": ig.attributions,
         f"Grad-CAM {layer}": cam.upsampled,
-        "occlusion": occlusion(ctx.clf, raw, target),
+        "occlusion": occlusion(ctx.clf, raw, target, **window),
     }
-    probs = ctx.clf.predict(raw)
+    probs = ctx.clf.predict(raw, batch_size=batch_limit(ctx.clf.input_shape, 64, forward_only=True))
     pictures = render.pictures(ctx.pictures())
     figures = {}
-    for i, index in enumerate(ctx.images):
+    for i, image in enumerate(ctx.images):
         explained = int(cam.targets[i])
         how = "chosen with --class" if target is not None else "the predicted class"
-        panels = [render.Panel(pictures[i], f"#{index}", picture=True)]
+        panels = [render.Panel(pictures[i], ctx.name(image), picture=True)]
         panels += [render.Panel(normalize_map(m[i:i + 1], "abs")[0], name, cmap="inferno", vmin=0, vmax=1)
                    for name, m in methods.items()]
-        figures[f"saliency_{index}"] = render.panel_grid(
+        true = ctx.true_label(image)
+        what = ctx.name(image) if true is None else f"test image {ctx.name(image)}: true class {true}"
+        figures[f"saliency_{_stem(ctx, i)}"] = render.panel_grid(
             panels, ncols=len(panels), colorbar=True,
-            title=f"test image #{index}: true class {ctx.true_label(index)}; explaining class "
-                  f"{ctx.label(explained)} ({how}, p = {probs[i, explained]:.2f}); |attribution| scaled per map")
+            title=f"{what}; explaining class {ctx.label(explained)} ({how}, p = {probs[i, explained]:.2f}); "
+                  f"|attribution| scaled per map")
     numbers = {"images": ctx.images, "grad_cam_layer": layer, "explained_classes": cam.targets,
-               "true_classes": ctx.data.test_labels[np.asarray(ctx.images)],
+               "true_classes": ctx.true_labels(), "integrated_gradients_steps": settings["ig_steps"],
+               "smoothgrad_samples": settings["smoothgrad_samples"],
+               "occlusion": window or "default (1/14 of the image, stride half of it)",
                "integrated_gradients_completeness_gap": ig.completeness_gap,
                "integrated_gradients_score_difference": np.asarray(ig.scores) - np.asarray(ig.baseline_scores)}
     return Output(figures, jsonable(numbers),
@@ -211,45 +270,55 @@ def run_inversion(ctx: Context) -> Output:
     from .inversion import invert
     layer = ctx.layer if ctx.layer is not None else feature_layer(ctx.model)
     result = invert(ctx.clf, ctx.raw(), layer, seed=ctx.seed, **ctx.steps_option())
-    predicted = ctx.clf.predict(result.images, model_space=True).argmax(axis=1)
+    predicted = ctx.clf.predict(result.images, model_space=True,
+                                batch_size=batch_limit(ctx.clf.input_shape, 64, forward_only=True)).argmax(axis=1)
     panels = render.pictures(ctx.pictures()) + render.pictures(to_pixels(result.images, ctx.clf.normalizer))
     rebuilt = [f"seen as {ctx.label(int(p))}\nrel. error {e:.2f}" if np.isfinite(e) else
                f"seen as {ctx.label(int(p))}\ncode all zero" for p, e in zip(predicted, result.relative_error)]
     fig = render.image_grid(np.stack(panels), _picture_titles(ctx) + rebuilt, ncols=len(ctx.images), picture=True,
                             title=f"images rebuilt from their code at {layer}; rel. error = "
                                   f"|code(rebuilt) - code(original)| / |code(original)|")
-    labels = ctx.data.test_labels[np.asarray(ctx.images)]
+    labels = ctx.true_labels()                                   # None for photos
+    same = float(np.mean(predicted == labels)) if labels is not None and ctx.same_classes() else None
     return Output({"inversion": fig}, jsonable({"layer": layer, "relative_error": result.relative_error,
-                                                "reconstruction_class": predicted,
-                                                "same_class_fraction": float(np.mean(predicted == labels))}),
+                                                "reconstruction_class": predicted, "same_class_fraction": same}),
                   "Mahendran & Vedaldi: images reconstructed from a layer's representation alone.")
+
+
+def _unit_label(ctx: Context, row: dict) -> str:
+    if "selectivity" not in row:                                    # a sample of one class: no selectivity
+        return f"unit {row['unit']}: top response {row['top_activation']:.2f}"
+    sel = f"sel. {row['selectivity']:.2f}" if np.isfinite(row["selectivity"]) else "sel. undefined"
+    return f"unit {row['unit']}: prefers {ctx.data_label(row['preferred_class'])}, {sel}"
 
 
 def run_dissect(ctx: Context, top: int = 6) -> Output:
     from .dissect import dissect
     layer = ctx.layer if ctx.layer is not None else last_conv(ctx.model)
     unit = ctx.check_unit(layer, output_shape_of(ctx.model, layer, ctx.clf.input_shape)[0], "units")
+    data = ctx.dataset("dissect (unit statistics over test images)")
     idx = ctx.sample_indices()
-    result = dissect(ctx.clf, ctx.raw(idx), layer, labels=ctx.data.test_labels[idx], top=min(top, len(idx)))
+    labels = data.test_labels[idx]
+    result = dissect(ctx.clf, ctx.raw(idx), layer, labels=labels if len(np.unique(labels)) > 1 else None,
+                     top=min(top, len(idx)))
     rows = result.rows()
-    shown = rows if unit is None else [rows[unit]]
+    limit = _settings(ctx)["dissect_units_shown"]
+    shown = rows[:limit] if unit is None else [rows[unit]]          # (--unit picks any of them)
     pictures = render.pictures(ctx.pictures(idx))
     figures = {}
     for page, start in enumerate(range(0, len(shown), PAGE), start=1):
         part = shown[start:start + PAGE]
-        labels = [f"unit {r['unit']}: prefers {ctx.label(r['preferred_class'])}, "
-                  + (f"sel. {r['selectivity']:.2f}" if np.isfinite(r["selectivity"]) else "sel. undefined")
-                  for r in part]
+        labels = [_unit_label(ctx, r) for r in part]
         stem = "dissect_top_images" if len(shown) <= PAGE else f"dissect_top_images_{page}"
         figures[stem] = render.mosaic([[pictures[j] for j in result.top_indices[r["unit"]]] for r in part], labels,
                                       title=f"test images that excite units of {layer} most (units {part[0]['unit']}"
                                             f"-{part[-1]['unit']} of {len(rows)}; sel. = class selectivity)")
-    units = [r["unit"] for r in shown]
+    units = [r["unit"] for r in shown] if result.class_means is not None else []
     for page, start in enumerate(range(0, len(units), 4 * PAGE), start=1):
         part = units[start:start + 4 * PAGE]
         stem = "dissect_selectivity" if len(units) <= 4 * PAGE else f"dissect_selectivity_{page}"
         figures[stem] = render.matrix_plot(result.class_means[part], part,
-                                           [ctx.label(int(c)) for c in result.classes],
+                                           [ctx.data_label(int(c)) for c in result.classes],
                                            f"mean response per class, {layer}", "class", "unit", annotate=False)
     return Output(figures, {"layer": layer, "images": len(idx), "units": jsonable(rows)},
                   "Semantic interpretation of units: top images and class selectivity.")
