@@ -24,7 +24,8 @@ __version__ = "0.1.0"
 __all__ = ["train", "load", "Classifier", "layers", "models", "data", "optim", "training", "visualize",
            "summary", "__version__"]
 
-_SUBMODULES = {"models", "data", "optim", "training", "visualize", "summary", "io", "validation"}
+_SUBMODULES = {"models", "data", "optim", "training", "visualize", "summary", "io", "validation", "interop", "onnx",
+               "explore"}
 
 
 def __getattr__(name: str):
