@@ -76,7 +76,7 @@ def test_visualisation_techniques_run_on_an_imported_graph(squeezenet):
                      V.integrated_gradients(clf, images, steps=2).attributions):
         assert saliency.shape[0] == 2 and np.isfinite(saliency).all() and np.abs(saliency).max() > 0
     assert V.grad_cam(clf, images, layer=layer).upsampled.shape == (2, 64, 64)
-    for method in ("grad_cam_plus_plus", "score_cam", "eigen_cam"):
+    for method in ("grad_cam_plus_plus", "eigen_cam"):
         assert V.attribute(clf, images[:1], method, layer=layer).shape[-2:] == (64, 64)
     assert V.deconv(clf, images[:1], layer=layer) is not None
     assert V.occlusion(clf, images[:1], window=32, stride=32).shape[-2:] == (64, 64)
@@ -102,13 +102,13 @@ def test_an_imported_graph_trains(squeezenet):
     clf, _ = squeezenet
     model = clf.model.train()
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 3, 64, 64)).astype(np.float32)
-    y = np.array([0, 1, 2, 3])
+    x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    y = np.array([0, 1])
     loss_fn, losses = SoftmaxCrossEntropy(), []
-    for _ in range(4):
+    for _ in range(3):
         losses.append(loss_fn.forward(model.forward(x), y))
         model.backward(loss_fn.backward())
         for name, module, key in model.parameter_slots():
-            module.params[key] = module.params[key] - 0.01 * module.grads[key]
+            module.params[key] = module.params[key] - 1e-3 * module.grads[key]
     assert losses[-1] < losses[0]
     model.eval()

@@ -31,9 +31,11 @@ def add_parser(sub) -> None:
                    help=f"the torchvision architecture (not for .onnx): {', '.join(TORCHVISION_MODELS)}")
     p.add_argument("--num-classes", type=positive_int, default=None, metavar="K",
                    help="classes of the output layer (default: read from the weights)")
-    p.add_argument("--preset", choices=PRESETS, default="imagenet",
-                   help="imagenet (default): torchvision's resize 256, centre crop 224, ImageNet mean/std and "
-                        "class names; none: pixels in [0, 1] (mean 0, std 1), classes 0..K-1")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="imagenet (the default for weight files): torchvision's resize 256, centre crop 224, "
+                        "ImageNet mean/std and class names; none: pixels in [0, 1] (mean 0, std 1), classes "
+                        "0..K-1. For an .onnx file the default is the preprocessing its convscope metadata "
+                        "records, else none")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="the checkpoint to write")
     p.set_defaults(run=run)
 
@@ -66,7 +68,8 @@ def run(args) -> int:
         if args.model is None:
             raise UsageError("convscope import: --model NAME is required for PyTorch weights "
                              "(see 'convscope import --help')")
-        clf = import_torchvision(source, args.model, num_classes=args.num_classes, preset=args.preset)
+        clf = import_torchvision(source, args.model, num_classes=args.num_classes,
+                                 preset=args.preset or "imagenet")
     out.parent.mkdir(parents=True, exist_ok=True)
     clf.save(out)
     print(f"wrote {out}: {clf!r}")
