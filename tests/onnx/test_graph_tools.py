@@ -87,13 +87,11 @@ def test_visualisation_techniques_run_on_an_imported_graph(squeezenet):
     assert V.nearest_neighbors(clf, images, labels, images[:1], layer=layer, k=1) is not None
 
 
-@pytest.mark.xfail(reason="visualize.core.last_block walks the dotted prefixes of the last conv's name with "
-                          "get_module; a Graph's nodes are flat, so 'features' is no module. Needs a Graph "
-                          "case there (the last 4-D node); see the ONNX report", strict=False)
 def test_grad_cam_default_layer_on_a_graph(squeezenet):
     clf, _ = squeezenet
     images = np.random.default_rng(0).integers(0, 256, (1, 3, 64, 64), dtype=np.uint8)
-    V.grad_cam(clf, images)
+    cam = V.grad_cam(clf, images)                       # default: the last node with a feature map
+    assert cam.upsampled.shape == (1, 64, 64) and np.isfinite(cam.upsampled).all()
 
 
 def test_an_imported_graph_trains(squeezenet):

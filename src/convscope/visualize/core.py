@@ -146,6 +146,9 @@ def last_block(model: Module) -> str:
     "layer4.2" in ResNet-50 (the last stage's output), "inception5b" in GoogLeNet.
     """
     from ..layers import Concat, Residual
+    from ..layers.graph import Graph
+    if isinstance(model, Graph):
+        return _last_spatial_node(model)
     name = last_conv(model)
     parts = name.split(".")
     for end in range(1, len(parts)):
@@ -153,6 +156,20 @@ def last_block(model: Module) -> str:
         if isinstance(model.get_module(prefix), (Residual, Concat)):
             return prefix
     return name
+
+
+def _last_spatial_node(graph) -> str:
+    """A Graph's (an imported network's) last node, in execution order, whose output is still a
+    feature map (C, H, W) with more than one position: its nodes are flat, so there are no blocks."""
+    config = getattr(graph, "config", None)
+    if not config:
+        raise ValueError("this graph has no recorded input size; choose a layer (layer=...)")
+    shapes = graph.shapes((config["in_channels"], *config["input_size"]))
+    spatial = [name for name, _ in graph.children() if len(shapes.get(name, ())) == 3
+               and shapes[name][1] * shapes[name][2] > 1]
+    if not spatial:
+        raise ValueError("the graph has no node with a spatial output; choose a layer (layer=...)")
+    return spatial[-1]
 
 
 def first_conv(model: Module) -> str:
