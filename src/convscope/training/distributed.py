@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-__all__ = ["Single", "MPIWorld", "world", "under_mpi", "shard"]
+__all__ = ["Single", "MPIWorld", "world", "under_mpi", "shard", "average_gradients", "synchronise"]
 
 # Variables the MPI launchers set in every rank's environment (MPICH's hydra, Open MPI, Slurm's PMI).
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
@@ -95,3 +95,40 @@ def shard(indices: np.ndarray, rank: int, size: int) -> np.ndarray:
     n = len(indices)
     start, stop = n * rank // size, n * (rank + 1) // size
     return indices[start:stop]
+
+
+def average_gradients(model, comm: Single, loss_sum: float, correct: int, n: int) -> tuple[float, int, int]:
+    """Average a step's gradients over the ranks, weighted by shard size ``n`` (one Allreduce of one
+    fused float32 buffer that also carries the loss sum, correct count and images); returns the
+    global (loss sum, correct, images). Alone, it returns its arguments and touches nothing."""
+    if comm.size == 1:
+        return loss_sum, correct, n
+    slots = [(module, key) for _, module, key in model.parameter_slots()]
+    sizes = [module.params[key].size for module, key in slots]
+    buffer = np.zeros(sum(sizes) + 3, dtype=np.float32)
+    offset = 0
+    for (module, key), size in zip(slots, sizes):
+        if n and key in module.grads:
+            buffer[offset:offset + size] = module.grads[key].ravel()
+            buffer[offset:offset + size] *= n
+        offset += size
+    buffer[offset:] = (loss_sum, correct, n)
+    comm.allreduce_sum(buffer)
+    total = int(round(buffer[-1]))
+    offset = 0
+    for (module, key), size in zip(slots, sizes):
+        p = module.params[key]
+        module.grads[key] = (buffer[offset:offset + size] / total).reshape(p.shape).astype(p.dtype, copy=False)
+        offset += size
+    return float(buffer[-3]), int(round(buffer[-2])), total
+
+
+def synchronise(model, comm: Single) -> None:
+    """Rank 0's weights everywhere, and the ranks' mean batch-norm running statistics."""
+    if comm.size == 1:
+        return
+    for value in model.named_buffers().values():
+        if np.issubdtype(value.dtype, np.floating):
+            total = comm.allreduce_sum(np.ascontiguousarray(value, dtype=np.float64))
+            value[...] = total / comm.size
+    comm.broadcast(list(model.named_parameters().values()))

@@ -24,7 +24,7 @@ from ..progress import Progress
 from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import accuracy, confusion_matrix, per_class_accuracy
-from .distributed import Single, shard, world
+from .distributed import Single, average_gradients, shard, synchronise, world
 from .rundir import RunLock
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted", "predict", "evaluate"]
@@ -199,39 +199,10 @@ class Trainer:
                 module.rng = self._rank_rng(epoch, _DROPOUT, i)
 
     def _all_reduce(self, loss_sum: float, correct: int, n: int) -> tuple[float, int, int]:
-        """Average the step's gradients over the ranks, weighted by shard size (one Allreduce of one
-        fused buffer that also carries the loss, correct count and images); the global sums."""
-        if self.comm.size == 1:
-            return loss_sum, correct, n
-        slots = [(module, key) for _, module, key in self.model.parameter_slots()]
-        sizes = [module.params[key].size for module, key in slots]
-        buffer = np.zeros(sum(sizes) + 3, dtype=np.float32)
-        offset = 0
-        for (module, key), size in zip(slots, sizes):
-            if n and key in module.grads:
-                buffer[offset:offset + size] = module.grads[key].ravel()
-                buffer[offset:offset + size] *= n
-            offset += size
-        buffer[offset:] = (loss_sum, correct, n)
-        self.comm.allreduce_sum(buffer)
-        total = int(round(buffer[-1]))
-        offset = 0
-        for (module, key), size in zip(slots, sizes):
-            p = module.params[key]
-            module.grads[key] = (buffer[offset:offset + size] / total).reshape(p.shape).astype(p.dtype, copy=False)
-            offset += size
-        return float(buffer[-3]), int(round(buffer[-2])), total
+        return average_gradients(self.model, self.comm, loss_sum, correct, n)
 
     def _synchronise(self) -> None:
-        """Rank 0's weights everywhere, and the ranks' mean batch-norm running statistics."""
-        if self.comm.size == 1:
-            return
-        buffers = self.model.named_buffers()
-        for name, value in buffers.items():
-            if np.issubdtype(value.dtype, np.floating):
-                total = self.comm.allreduce_sum(np.ascontiguousarray(value, dtype=np.float64))
-                value[...] = total / self.comm.size
-        self.comm.broadcast([p for p in self.model.named_parameters().values()])
+        synchronise(self.model, self.comm)
 
     def train_epoch(self, epoch: int, bar: Progress | None = None) -> dict:
         """One pass over the training split; returns loss, accuracy and seconds."""
