@@ -10,6 +10,10 @@ on) is loaded only when a technique needs it: ``neighbors`` and ``dissect`` alwa
 others only to read test images by index. An imported ImageNet network has no dataset of its
 own: give it photos, and ``--data DIR`` (a folder of class sub-folders) for the dataset
 techniques; its images are resized and cropped as the preset says.
+
+``--methods`` chooses the attribution methods of ``saliency`` and ``faithfulness`` (which scores
+their maps by ``--metrics``: deletion, insertion, ROAD); both lists are checked before the
+checkpoint is read.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["add_parser", "run", "parse_indices", "parse_images"]
+__all__ = ["add_parser", "run", "parse_indices", "parse_images", "parse_names"]
 
-_TECHNIQUES = ("filters", "activations", "neighbors", "deconv", "actmax", "saliency", "inversion", "dissect",
-               "report")
+_TECHNIQUES = ("filters", "activations", "neighbors", "deconv", "actmax", "saliency", "faithfulness", "inversion",
+               "dissect", "report")
 _DEFAULT_IMAGES = 4
 _DEFAULT_SAMPLE, _DEFAULT_SAMPLE_LARGE = 1000, 64     # a forward pass of an ImageNet network per image
 
@@ -47,8 +51,16 @@ def add_parser(sub) -> None:
                    help=f"test-image indices, or image files (PNG/JPEG of any size) to explain (default: the "
                         f"first test image of each of the first {_DEFAULT_IMAGES} classes met in the test split, "
                         f"so the images are of different classes even when the split is ordered by class)")
+    p.add_argument("--methods", default=None, metavar="M1,M2,...",
+                   help="attribution methods of saliency and faithfulness: names of convscope.visualize.METHODS "
+                        "or 'random' (a noise map, the baseline) (default: gradient, guided_backprop, smoothgrad, "
+                        "integrated_gradients, grad_cam, occlusion for saliency; gradient, input_x_gradient, "
+                        "integrated_gradients, grad_cam, occlusion, random for faithfulness)")
+    p.add_argument("--metrics", default=None, metavar="M1,M2,...",
+                   help="faithfulness metrics: deletion, insertion, road_morf, road_lerf, road "
+                        "(default: deletion, insertion, road)")
     p.add_argument("--seed", type=non_negative_int, default=0,
-                   help="seed of the random parts (actmax, SmoothGrad, inversion)")
+                   help="seed of the random parts (actmax, SmoothGrad, RISE, inversion, the random map, ROAD)")
     p.add_argument("--sample", type=positive_int, default=None, metavar="N",
                    help=f"test images used for statistics: sparsity, dissection (default {_DEFAULT_SAMPLE}; "
                         f"{_DEFAULT_SAMPLE_LARGE} for models with inputs over 64 px)")
@@ -87,6 +99,16 @@ def parse_images(text: str) -> list[str] | None:
     return parts
 
 
+def parse_names(text: str | None, flag: str) -> list[str] | None:
+    """'gradient, occlusion' -> ['gradient', 'occlusion']; None stays None."""
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ValueError(f"{flag} expects comma-separated names like gradient,occlusion, got {text!r}")
+    return names
+
+
 def _target(text: str | None, class_names: list[str]) -> int | None:
     if text is None:
         return None
@@ -104,8 +126,9 @@ def _target(text: str | None, class_names: list[str]) -> int | None:
 
 
 def _check_flags(args) -> None:
-    """Refuse --unit and --class where the technique has no use for them (never silently ignored)."""
-    from ..visualize.techniques import CLASS_TECHNIQUES, UNIT_TECHNIQUES
+    """Refuse --unit, --class, --methods and --metrics where the technique has no use for them
+    (never silently ignored)."""
+    from ..visualize.techniques import CLASS_TECHNIQUES, METHOD_TECHNIQUES, METRIC_TECHNIQUES, UNIT_TECHNIQUES
     if args.technique == "report":
         return
     if args.unit is not None and args.technique not in UNIT_TECHNIQUES:
@@ -115,6 +138,12 @@ def _check_flags(args) -> None:
     if args.target is not None and args.technique not in CLASS_TECHNIQUES:
         raise ValueError(f"--class {args.target}: {args.technique} takes no class (--class is for "
                          f"{', '.join(CLASS_TECHNIQUES)})")
+    if args.methods is not None and args.technique not in METHOD_TECHNIQUES:
+        raise ValueError(f"--methods {args.methods}: {args.technique} takes no attribution methods (--methods is "
+                         f"for {', '.join(METHOD_TECHNIQUES)} and report)")
+    if args.metrics is not None and args.technique not in METRIC_TECHNIQUES:
+        raise ValueError(f"--metrics {args.metrics}: {args.technique} takes no faithfulness metrics (--metrics is "
+                         f"for {', '.join(METRIC_TECHNIQUES)} and report)")
 
 
 def _out_dir(args) -> Path:
@@ -154,11 +183,13 @@ def run(args) -> int:
     from ..classifier import Classifier
     from ..io import atomic_write_json, jsonable
     from ..visualize import render
-    from ..visualize.context import Context, default_images
+    from ..visualize.context import Context, check_methods, check_metrics, default_images
     from ..visualize.core import find_layer, is_large
 
     render.pyplot()                                   # fail early and clearly without matplotlib
     _check_flags(args)
+    methods = check_methods(parse_names(args.methods, "--methods"))
+    metrics = check_metrics(parse_names(args.metrics, "--metrics"))
     clf = Classifier.from_checkpoint(args.checkpoint)
     if args.layer is not None:
         try:
@@ -176,7 +207,7 @@ def run(args) -> int:
                   else parse_indices(args.images, len(test)))
     sample = args.sample or (_DEFAULT_SAMPLE_LARGE if is_large(clf.input_shape) else _DEFAULT_SAMPLE)
     ctx = Context(clf, source, images, args.layer, args.unit, _target(args.target, clf.class_names),
-                  args.seed, sample, args.steps, not args.quiet)
+                  args.seed, sample, args.steps, not args.quiet, methods=methods, metrics=metrics)
     out = _out_dir(args)
     if args.technique == "report":
         from ..visualize.report import write_report

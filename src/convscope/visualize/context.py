@@ -6,7 +6,8 @@ The images are indices into the dataset's test split, or image files (photos of 
 read and resized by the classifier). The dataset may be a :class:`DataSource` that loads it
 on first use, so techniques that explain single images (saliency, deconv, inversion, ...)
 never load one; those that need one (neighbours, dissection) say so in one line when there
-is none. Every check names the flag, the value and the valid range.
+is none. Every check names the flag, the value and the valid range; :func:`check_methods` and
+:func:`check_metrics` check ``--methods`` and ``--metrics`` before any work is done.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ import numpy as np
 from ..classifier import Classifier
 from ..data import Dataset
 from .core import is_large
+from .faithfulness import METRICS
+from .methods import METHODS
 
-__all__ = ["Context", "Output", "DataSource", "default_images"]
+__all__ = ["Context", "Output", "DataSource", "default_images", "check_methods", "check_metrics", "RANDOM",
+           "CURVE_METRICS"]
+
+RANDOM = "random"              # the baseline "method": a map of uniform noise drawn from --seed
+CURVE_METRICS = ("deletion", "insertion", "road_morf", "road_lerf", "road")     # the metrics with curves
 
 
 def default_images(labels: np.ndarray, count: int = 4) -> list[int]:
@@ -31,6 +38,47 @@ def default_images(labels: np.ndarray, count: int = 4) -> list[int]:
     split, whose first four digits are 7, 2, 1, 0, that is images 0, 1, 2, 3.)"""
     _, first = np.unique(np.asarray(labels), return_index=True)
     return sorted(int(i) for i in first)[:count]
+
+
+def _check_names(names, flag: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{flag} must be a list of {what} names, got {names!r}")
+    names = tuple(names)
+    if not names:
+        raise ValueError(f"{flag} needs at least one {what}; known: {', '.join(known)}")
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"{flag} names {name!r} twice")
+    return names
+
+
+def check_methods(names) -> tuple[str, ...] | None:
+    """``names`` (attribution methods: names of :data:`~convscope.visualize.methods.METHODS`, or
+    "random" for the baseline map) as a tuple; None stays None (each technique's default set).
+    ValueError naming an unknown one and listing the known ones."""
+    if names is None:
+        return None
+    known = tuple(METHODS) + (RANDOM,)
+    names = _check_names(names, "--methods", known, "method")
+    for name in names:
+        if name not in known:
+            raise ValueError(f"--methods: unknown method {name!r}; known methods: {', '.join(known)}")
+    return names
+
+
+def check_metrics(names) -> tuple[str, ...] | None:
+    """``names`` (faithfulness metrics with curves, :data:`CURVE_METRICS`) as a tuple; None stays
+    None (deletion, insertion, road). ValueError naming an unknown one."""
+    if names is None:
+        return None
+    names = _check_names(names, "--metrics", CURVE_METRICS, "metric")
+    for name in names:
+        if name in METRICS and name not in CURVE_METRICS:
+            raise ValueError(f"--metrics: {name!r} has no curve to draw; choose from {', '.join(CURVE_METRICS)} "
+                             f"(convscope.visualize.faithfulness scores {name} in Python)")
+        if name not in CURVE_METRICS:
+            raise ValueError(f"--metrics: unknown metric {name!r}; known metrics: {', '.join(CURVE_METRICS)}")
+    return names
 
 
 class DataSource:
@@ -56,7 +104,7 @@ class DataSource:
 class Context:
     """What every technique needs. ``data``: a Dataset, or a :class:`DataSource`. ``images``:
     test-split indices (ints) or image files (paths) to explain; ``layer``, ``unit``,
-    ``target``, ``seed``, ``sample``, ``steps``: the flags' values."""
+    ``target``, ``seed``, ``sample``, ``steps``, ``methods``, ``metrics``: the flags' values."""
 
     clf: Classifier
     data: Dataset | DataSource | None
@@ -68,6 +116,8 @@ class Context:
     sample: int = 1000                 # test images used for statistics (sparsity, dissection)
     steps: int | None = None           # optimisation steps of actmax / inversion (None: their defaults)
     progress: bool = True
+    methods: tuple[str, ...] | None = None     # attribution methods of saliency / faithfulness (None: their defaults)
+    metrics: tuple[str, ...] | None = None     # faithfulness metrics (None: deletion, insertion, road)
     source: DataSource = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -79,6 +129,8 @@ class Context:
         files = [isinstance(i, (str, os.PathLike)) for i in self.images]
         if any(files) and not all(files):
             raise ValueError("--images takes test-split indices or image files, not both")
+        self.methods = check_methods(self.methods)
+        self.metrics = check_metrics(self.metrics)
 
     @property
     def model(self):

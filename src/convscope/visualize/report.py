@@ -1,5 +1,8 @@
 """One self-contained HTML page for a checkpoint: training curves, confusion matrix and every
-§3 technique, with the images embedded as base64 PNGs so the file opens offline."""
+§3 technique, with the images embedded as base64 PNGs so the file opens offline. The
+``faithfulness`` technique is the section "Attribution methods and faithfulness": the maps of
+the chosen methods (``--methods``; by default five cheap ones and a random map), and how
+faithful each is (a table and the deletion, insertion and ROAD curves)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from .techniques import TECHNIQUES
 __all__ = ["write_report", "report_html"]
 
 _MAX_CONFUSION = 50            # classes a confusion-matrix figure can show legibly
+_HEADINGS = {"faithfulness": "Attribution methods and faithfulness"}    # section id -> heading, where they differ
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
@@ -72,13 +76,14 @@ def _test_confusion(ctx: Context) -> tuple[float, np.ndarray]:
 
 
 def report_html(title: str, sections: list[tuple[str, Output | str]]) -> str:
-    """The page: one section per (name, Output) — or (name, error message) for a failed one."""
+    """The page: one section per (name, Output) — or (name, error message) for a failed one; the
+    name is the section's id and its heading (unless ``_HEADINGS`` gives a longer one)."""
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_STYLE}</style></head><body><h1>convscope report: {html.escape(title)}</h1><nav>"]
-    parts += [f'<a href="#{name}">{name}</a>' for name, _ in sections]
+    parts += [f'<a href="#{name}">{html.escape(_HEADINGS.get(name, name))}</a>' for name, _ in sections]
     parts.append("</nav>")
     for name, out in sections:
-        parts.append(f'<h2 id="{name}">{html.escape(name)}</h2>')
+        parts.append(f'<h2 id="{name}">{html.escape(_HEADINGS.get(name, name))}</h2>')
         if isinstance(out, str):
             parts.append(f'<p class="error">{html.escape(out)}</p>')
             continue

@@ -11,10 +11,16 @@ image and what they are. Only ``neighbors`` and ``dissect`` (and the sparsity pa
 Photo-sized models (inputs over 64 px, ImageNet's 224) get settings that keep one CLI run to
 minutes on two cores (:data:`LARGE_SETTINGS`): integrated gradients with 16 steps (its
 completeness gap is reported), SmoothGrad with 8 samples, occlusion with a 1/7-of-the-image
-window slid by half of it (169 positions at 224), 4 actmax units, up to 200 training images
+window slid by half of it (169 positions at 224), RISE with 256 masks, faithfulness curves of 16
+deletion / insertion steps and ROAD at 25, 50 and 75 %, 4 actmax units, up to 200 training images
 searched by the neighbours, a 1/8-of-the-image shift, and dissection figures for the first
 64 units (all units are in its numbers; ``--unit`` shows any one); actmax and inversion take their
 photo defaults (64 steps, jitter, zoom, blur; :func:`~convscope.visualize.actmax.defaults_for`).
+
+``saliency`` and ``faithfulness`` run the attribution methods of ``--methods`` (any names of
+:data:`~convscope.visualize.methods.METHODS`, or "random"; defaults :data:`SALIENCY_METHODS` and
+:data:`~convscope.visualize.comparison.FAITHFULNESS_METHODS`) through
+:mod:`~convscope.visualize.comparison`.
 """
 
 from __future__ import annotations
@@ -30,16 +36,22 @@ from .core import batch_limit, feature_layer, first_conv, last_conv
 from .display import normalize_map, to_display, to_pixels
 from .probe import output_shape_of
 
-__all__ = ["TECHNIQUES", "UNIT_TECHNIQUES", "CLASS_TECHNIQUES", "run_technique"]
+__all__ = ["TECHNIQUES", "UNIT_TECHNIQUES", "CLASS_TECHNIQUES", "METHOD_TECHNIQUES", "METRIC_TECHNIQUES",
+           "SALIENCY_METHODS", "run_technique"]
 
 UNIT_TECHNIQUES = ("filters", "activations", "deconv", "actmax", "dissect")     # those that take --unit
-CLASS_TECHNIQUES = ("actmax", "saliency")                                       # those that take --class
+CLASS_TECHNIQUES = ("actmax", "saliency", "faithfulness")                       # those that take --class
+METHOD_TECHNIQUES = ("saliency", "faithfulness")                                # those that take --methods
+METRIC_TECHNIQUES = ("faithfulness",)                                           # those that take --metrics
+SALIENCY_METHODS = ("gradient", "guided_backprop", "smoothgrad", "integrated_gradients", "grad_cam", "occlusion")
 PAGE = 16                      # units per figure of the dissection
 # Photo-sized models (see the module docstring): what each costly choice becomes, per image.
-SMALL_SETTINGS = dict(ig_steps=50, smoothgrad_samples=25, occlusion_fraction=None, actmax_units=8,
-                      train_sample=10000, shift_fraction=None, dissect_units_shown=None)
-LARGE_SETTINGS = dict(ig_steps=16, smoothgrad_samples=8, occlusion_fraction=7, actmax_units=4,
-                      train_sample=200, shift_fraction=8, dissect_units_shown=64)
+SMALL_SETTINGS = dict(ig_steps=50, smoothgrad_samples=25, occlusion_fraction=None, rise_masks=None, actmax_units=8,
+                      train_sample=10000, shift_fraction=None, dissect_units_shown=None, deletion_steps=50,
+                      road_fractions=None)
+LARGE_SETTINGS = dict(ig_steps=16, smoothgrad_samples=8, occlusion_fraction=7, rise_masks=256, actmax_units=4,
+                      train_sample=200, shift_fraction=8, dissect_units_shown=64, deletion_steps=16,
+                      road_fractions=(0.25, 0.5, 0.75))
 
 
 def _settings(ctx: Context) -> dict:
@@ -220,50 +232,43 @@ def run_actmax(ctx: Context) -> Output:
 
 
 def run_saliency(ctx: Context) -> Output:
-    from .attribution import grad_cam, integrated_gradients
-    from .core import last_block
-    from .occlusion import occlusion
-    from .saliency import gradient_saliency, guided_backprop, smoothgrad
-    raw, target, settings = ctx.raw(), ctx.target, _settings(ctx)
-    layer = ctx.layer if ctx.layer is not None else last_block(ctx.model)
-    rng = np.random.default_rng(ctx.seed)
-    window = {}
-    if settings["occlusion_fraction"]:
-        side = max(4, min(ctx.clf.input_shape[1:]) // settings["occlusion_fraction"])
-        window = {"window": side, "stride": max(1, side // 2)}
-    ig = integrated_gradients(ctx.clf, raw, target, steps=settings["ig_steps"])
-    cam = grad_cam(ctx.clf, raw, layer, target)
-    methods = {
-        "gradient": gradient_saliency(ctx.clf, raw, target),
-        "guided backprop": guided_backprop(ctx.clf, raw, target),
-        "SmoothGrad": smoothgrad(ctx.clf, raw, target, samples=settings["smoothgrad_samples"], rng=rng),
-        "integrated gradients": ig.attributions,
-        f"Grad-CAM {layer}": cam.upsampled,
-        "occlusion": occlusion(ctx.clf, raw, target, **window),
-    }
-    probs = ctx.clf.predict(raw, batch_size=batch_limit(ctx.clf.input_shape, 64, forward_only=True))
+    from .comparison import attribution_maps, method_label
+    names = ctx.methods or SALIENCY_METHODS
+    settings = _settings(ctx)
+    found = attribution_maps(ctx, names, settings)
     pictures = render.pictures(ctx.pictures())
     figures = {}
     for i, image in enumerate(ctx.images):
-        explained = int(cam.targets[i])
-        how = "chosen with --class" if target is not None else "the predicted class"
+        explained = int(found.targets[i])
+        how = "chosen with --class" if ctx.target is not None else "the predicted class"
         panels = [render.Panel(pictures[i], ctx.name(image), picture=True)]
-        panels += [render.Panel(normalize_map(m[i:i + 1], "abs")[0], name, cmap="inferno", vmin=0, vmax=1)
-                   for name, m in methods.items()]
+        panels += [render.Panel(normalize_map(m[i:i + 1], "abs")[0], method_label(name, found.layer), cmap="inferno",
+                                vmin=0, vmax=1) for name, m in found.maps.items()]
         true = ctx.true_label(image)
         what = ctx.name(image) if true is None else f"test image {ctx.name(image)}: true class {true}"
         figures[f"saliency_{_stem(ctx, i)}"] = render.panel_grid(
             panels, ncols=len(panels), colorbar=True,
-            title=f"{what}; explaining class {ctx.label(explained)} ({how}, p = {probs[i, explained]:.2f}); "
-                  f"|attribution| scaled per map")
-    numbers = {"images": ctx.images, "grad_cam_layer": layer, "explained_classes": cam.targets,
-               "true_classes": ctx.true_labels(), "integrated_gradients_steps": settings["ig_steps"],
-               "smoothgrad_samples": settings["smoothgrad_samples"],
-               "occlusion": window or "default (1/14 of the image, stride half of it)",
-               "integrated_gradients_completeness_gap": ig.completeness_gap,
-               "integrated_gradients_score_difference": np.asarray(ig.scores) - np.asarray(ig.baseline_scores)}
+            title=f"{what}; explaining class {ctx.label(explained)} ({how}, p = "
+                  f"{found.probabilities[i, explained]:.2f}); |attribution| scaled per map")
+    numbers = {"images": ctx.images, "methods": list(names), "grad_cam_layer": found.layer,
+               "explained_classes": found.targets, "true_classes": ctx.true_labels(),
+               "method_options": found.options}
+    if "smoothgrad" in names:
+        numbers["smoothgrad_samples"] = settings["smoothgrad_samples"]
+    if "occlusion" in names:
+        numbers["occlusion"] = found.options["occlusion"] or "default (1/14 of the image, stride half of it)"
+    if found.ig is not None:
+        numbers.update({"integrated_gradients_steps": settings["ig_steps"],
+                        "integrated_gradients_completeness_gap": found.ig.completeness_gap,
+                        "integrated_gradients_score_difference": found.ig.scores - found.ig.baseline_scores})
     return Output(figures, jsonable(numbers),
-                  "Gradient saliency, guided backprop, SmoothGrad, integrated gradients, Grad-CAM and occlusion.")
+                  ", ".join(method_label(n, found.layer) for n in names) + ": each map's |attribution|, scaled "
+                  "per map.")
+
+
+def run_faithfulness(ctx: Context) -> Output:
+    from .comparison import faithfulness_output
+    return faithfulness_output(ctx, _settings(ctx))
 
 
 def run_inversion(ctx: Context) -> Output:
@@ -325,8 +330,8 @@ def run_dissect(ctx: Context, top: int = 6) -> Output:
 
 
 TECHNIQUES = {"filters": run_filters, "activations": run_activations, "neighbors": run_neighbors,
-              "deconv": run_deconv, "actmax": run_actmax, "saliency": run_saliency, "inversion": run_inversion,
-              "dissect": run_dissect}
+              "deconv": run_deconv, "actmax": run_actmax, "saliency": run_saliency,
+              "faithfulness": run_faithfulness, "inversion": run_inversion, "dissect": run_dissect}
 
 
 def run_technique(name: str, ctx: Context) -> Output:
