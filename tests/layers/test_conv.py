@@ -113,6 +113,52 @@ def test_gradients_for_any_input_strides(rng, layout):
     check_module_grads(layer, x, rng)
 
 
+# -- the three column strategies: pointwise, one cached matrix, chunks of output rows ----------
+@pytest.fixture(params=["whole", "chunks of 1 row", "chunks of 2 rows"])
+def column_strategy(request, monkeypatch):
+    """Force the conv's whole-matrix path or its chunked path (one or two output rows a chunk)."""
+    import convscope.layers.conv as conv_module
+    if request.param != "whole":
+        monkeypatch.setattr(conv_module, "CACHE_BYTES", 0)
+        monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1 if request.param == "chunks of 1 row" else None)
+    return conv_module, request.param
+
+
+@pytest.mark.parametrize("stride, padding, groups, kernel", [
+    (1, 1, 1, 3), (2, 1, 1, 3), (1, 0, 2, (3, 2)), (2, (1, 2), 2, 3), (1, 0, 1, 1), (2, 0, 1, 1)])
+def test_column_strategies_match_the_loop_reference_and_gradient_checks(rng, column_strategy, stride,
+                                                                         padding, groups, kernel):
+    conv_module, strategy = column_strategy
+    layer = Conv2d(2, 4, kernel, stride, padding, groups, rng=rng, dtype=np.float64)
+    layer.params["bias"] = rng.standard_normal(4)
+    x = rng.standard_normal((3, 2, 7, 5))
+    if strategy == "chunks of 2 rows":           # two output rows per chunk, the last one shorter
+        _, oh, ow = layer.output_shape(x.shape[1:])
+        conv_module.CHUNK_BYTES = 2 * layer.params["weight"][0].size * ow * 3 * 8
+    y = layer(x)
+    want = conv_reference(x, layer.params["weight"], layer.params["bias"], layer.stride, layer.padding, groups)
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    cached = layer._cache[2] is not None
+    pointwise = layer.kernel_size == (1, 1) and layer.stride == (1, 1)
+    assert cached == (strategy == "whole" or pointwise)
+    check_module_grads(layer, x, rng)
+
+
+def test_need_param_grad_off_gives_the_same_input_gradient_and_no_weight_gradient(rng, column_strategy):
+    conv_module, strategy = column_strategy
+    layer = Conv2d(3, 4, 3, padding=1, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((2, 3, 6, 6))
+    if strategy == "chunks of 2 rows":
+        conv_module.CHUNK_BYTES = 2 * 27 * 6 * 2 * 8
+    dy = rng.standard_normal(layer(x).shape)
+    dx = layer.backward(dy)
+    layer.grads.clear()
+    layer.set_param_grad(False)
+    layer(x)
+    np.testing.assert_array_equal(layer.backward(dy), dx)
+    assert layer.grads == {}
+
+
 # -- the notes' worked examples -------------------------------------------------------------
 def test_figure2_7x7_image_3x3_filter_gives_25_outputs():
     """W = H = 7, w = h = 3, D = 1: (7 - 3 + 1)^2 = 25 outputs from 49 inputs via 9 weights."""

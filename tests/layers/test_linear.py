@@ -76,3 +76,22 @@ def test_linear_matches_torch(torch, rng, bias, dtype):
     for ours, theirs in pairs:
         assert ours.dtype == dtype
         assert_matches(ours, theirs.detach().numpy(), dtype)
+
+
+def test_need_param_grad_off_keeps_the_input_gradient_and_skips_the_weights(rng):
+    from convscope.layers import ReLU
+    model = Sequential(Linear(5, 4, rng=rng, dtype=np.float64), ReLU(), Linear(4, 3, rng=rng, dtype=np.float64))
+    x = rng.standard_normal((6, 5))
+    dy = rng.standard_normal((6, 3))
+    model.forward(x)
+    dx = model.backward(dy)
+    model.set_param_grad(False)
+    for _, m in model.named_modules():
+        m.grads.clear()
+    model.forward(x)
+    np.testing.assert_array_equal(model.backward(dy), dx)
+    assert all(not m.grads for _, m in model.named_modules())
+    model.set_param_grad(True)
+    model.forward(x)
+    model.backward(dy)
+    assert all(set(m.grads) == {"weight", "bias"} for _, m in model.named_modules() if m.params)

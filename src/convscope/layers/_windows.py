@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv_out_size", "offsets", "pad_spatial", "chwn_empty", "im2col", "col2im"]
+__all__ = ["conv_out_size", "offsets", "pad_spatial", "chwn_empty", "as_chwn", "im2col", "col2im",
+           "im2col_rows", "col2im_rows"]
 
 
 def conv_out_size(size: int, kernel: int, stride: int, padding: int, what: str,
@@ -70,6 +71,41 @@ def chwn_empty(shape: tuple[int, int, int, int], dtype, zero: bool = False) -> n
     n, c, h, w = shape
     make = np.zeros if zero else np.empty
     return make((c, h, w, n), dtype=dtype).transpose(3, 0, 1, 2)
+
+
+def as_chwn(x: np.ndarray) -> np.ndarray:
+    """x (N, C, H, W) as the (C, H, W, N) array of its memory: a view when x is already CHWN,
+    else one transposing copy (an input batch in NCHW memory)."""
+    t = x.transpose(1, 2, 3, 0)
+    return t if t.flags.c_contiguous else np.ascontiguousarray(t)
+
+
+def im2col_rows(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, y0: int, rows: int, ow: int,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """The columns of output rows ``y0 .. y0 + rows - 1`` only: shape (C*KH*KW, rows*OW*N).
+
+    xp: the padded input in (C, Hp, Wp, N) memory. ``out``, a flat buffer of at least that
+    many elements, is filled instead of a new array (a convolution reuses one buffer for every
+    chunk of rows, so the columns stay in cache between im2col and the GEMM that reads them).
+    """
+    c, n = xp.shape[0], xp.shape[3]
+    size = c * kh * kw * rows * ow * n
+    cols = (np.empty(size, dtype=xp.dtype) if out is None else out[:size]).reshape(c, kh, kw, rows, ow, n)
+    top = y0 * sh
+    for i, j, r, cc in offsets(kh, kw, sh, sw, rows, ow):
+        cols[:, i, j] = xp[:, top + r.start:top + r.stop:sh, cc]
+    return cols.reshape(c * kh * kw, rows * ow * n)
+
+
+def col2im_rows(dcols: np.ndarray, dxp: np.ndarray, kh: int, kw: int, sh: int, sw: int, y0: int,
+                rows: int, ow: int) -> None:
+    """Adjoint of :func:`im2col_rows`: add the columns of output rows ``y0 ..`` onto dxp
+    (C, Hp, Wp, N), the gradient of the padded input, in place."""
+    c, n = dxp.shape[0], dxp.shape[3]
+    d6 = dcols.reshape(c, kh, kw, rows, ow, n)
+    top = y0 * sh
+    for i, j, r, cc in offsets(kh, kw, sh, sw, rows, ow):
+        dxp[:, top + r.start:top + r.stop:sh, cc] += d6[:, i, j]
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,

@@ -143,6 +143,10 @@ class Module(ABC):
     however it is called: ``module(x)``, ``module.forward(x)`` or by a container.
     """
 
+    # Whether backward fills ``grads``; attribution methods switch it off for the whole model
+    # (set_param_grad) since they need input gradients only.
+    need_param_grad = True
+
     # Forward hooks of this instance, {handle: hook} in registration order; None until the
     # first is registered. Never pickled, copied or saved (see __getstate__).
     _forward_hooks: dict | None = None
@@ -273,6 +277,16 @@ class Module(ABC):
     def set_input_grad(self, flag: bool) -> None:
         """Whether backward computes dLoss/dInput; containers pass it to their entry layer."""
         self.need_input_grad = bool(flag)
+
+    def set_param_grad(self, flag: bool) -> None:
+        """Whether backward computes parameter gradients, for this module and all below it.
+
+        Off, a backward pass returns input gradients only and leaves ``grads`` as they were:
+        what saliency methods need, at the cost of the input gradient alone (VGG-16's fc6
+        weight gradient is 411 MB).
+        """
+        for _, module in self.named_modules():
+            module.need_param_grad = bool(flag)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Parameters and buffers by dotted name (PyTorch's naming)."""

@@ -56,11 +56,13 @@ class Linear(Module):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        """dy: (N, out) -> dx: (N, in). dW = dy^T x, db = sum_n dy, dx = dy W."""
+        """dy: (N, out) -> dx: (N, in). dW = dy^T x, db = sum_n dy (skipped when
+        ``need_param_grad`` is off), dx = dy W."""
         w = self.params["weight"]
-        self.grads["weight"] = (dy.T @ self._x).astype(w.dtype, copy=False)
-        if "bias" in self.params:
-            self.grads["bias"] = dy.sum(axis=0).astype(w.dtype, copy=False)
+        if self.need_param_grad:
+            self.grads["weight"] = (dy.T @ self._x).astype(w.dtype, copy=False)
+            if "bias" in self.params:
+                self.grads["bias"] = dy.sum(axis=0).astype(w.dtype, copy=False)
         return dy @ w if self.need_input_grad else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_int
+from ._windows import as_chwn
 from .base import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LocalResponseNorm"]
@@ -45,50 +46,84 @@ class _BatchNorm(Module):
                              f"C={self.num_features}, got {tuple(input_shape)}")
         return tuple(input_shape)
 
-    def _bcast(self, v: np.ndarray) -> np.ndarray:
-        return v.reshape((1, -1) + (1,) * (self.ndim - 2))
+    def _rows(self, x: np.ndarray) -> np.ndarray:
+        """x as channel rows (C, M): a 4-D map's (C, H, W, N) memory (a view of what a conv
+        produced, or one copy of NCHW memory), a 2-D batch's transpose."""
+        return as_chwn(x).reshape(self.num_features, -1) if x.ndim == 4 else x.T
+
+    @staticmethod
+    def _unrows(rows: np.ndarray, shape) -> np.ndarray:
+        """Channel rows back to the input's shape: (N, C, H, W) in CHWN memory, or (N, C)."""
+        if len(shape) == 2:
+            return rows.T
+        n, c, h, w = shape
+        return rows.reshape(c, h, w, n).transpose(3, 0, 1, 2)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, C) or (N, C, H, W) -> same shape."""
+        """x: (N, C) or (N, C, H, W) -> same shape (4-D: in CHWN memory, like a conv's output).
+
+        Per channel row: y = (x - mean) * s + beta with s = gamma / sqrt(var + eps), in a few
+        passes over memory (one temporary holds (x - mean)^2 and then y).
+        """
         if x.ndim != self.ndim:
             raise ValueError(f"{type(self).__name__} expects a {self.ndim}-D input, got shape {x.shape}")
         self.output_shape(x.shape[1:])
+        xr = self._rows(x)
+        m = xr.shape[1]
         if self.training:
-            m = x.size // self.num_features
             if m < 2:
                 raise ValueError(f"{type(self).__name__} in training mode needs more than one value "
                                  f"per channel, got input shape {x.shape}")
-            mean = x.mean(axis=self.axes)
-            var = x.var(axis=self.axes)
+            mean = xr.mean(axis=1)
+            centered = xr - mean[:, None].astype(xr.dtype)
+            out = np.multiply(centered, centered)
+            var = out.sum(axis=1) / m
             mom = self.momentum
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             self.buffers["running_mean"] = ((1 - mom) * rm + mom * mean).astype(rm.dtype)
             self.buffers["running_var"] = ((1 - mom) * rv + mom * var * (m / (m - 1))).astype(rv.dtype)
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+            centered, out = None, np.empty(xr.shape, dtype=np.result_type(xr.dtype, self.params["weight"].dtype))
         inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
-        xhat = (x - self._bcast(mean.astype(x.dtype))) * self._bcast(inv_std)
-        self._cache = (xhat, inv_std, self.training)
-        return xhat * self._bcast(self.params["weight"]) + self._bcast(self.params["bias"])
+        scale = (self.params["weight"] * inv_std).astype(x.dtype)[:, None]
+        if centered is not None:
+            np.multiply(centered, scale, out=out)
+            out += self.params["bias"][:, None]
+        else:
+            np.multiply(xr, scale, out=out)
+            out += (self.params["bias"] - mean * scale[:, 0])[:, None]
+        self._cache = (xr, mean, centered, inv_std, x.shape)
+        return self._unrows(out, x.shape)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        """dgamma = sum dy * xhat, dbeta = sum dy. In training (statistics depend on x):
-        dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)); in evaluation the
-        statistics are constants and dx = gamma * inv_std * dy.
+        """dgamma = sum dy * xhat, dbeta = sum dy (xhat = (x - mean) * inv_std). In training
+        (the statistics depend on x): dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)),
+        computed per channel row as dy * s + (x - mean) * (-s * inv_std * dgamma / M) - s * dbeta / M;
+        in evaluation the statistics are constants and dx = gamma * inv_std * dy.
         """
-        xhat, inv_std, training = self._cache
+        xr, mean, centered, inv_std, shape = self._cache
+        training = centered is not None
         gamma = self.params["weight"]
-        dbeta = dy.sum(axis=self.axes)
-        dgamma = (dy * xhat).sum(axis=self.axes)
-        self.grads["weight"] = dgamma.astype(gamma.dtype, copy=False)
-        self.grads["bias"] = dbeta.astype(gamma.dtype, copy=False)
+        dyr = self._rows(dy)
+        if centered is None:
+            centered = xr - mean[:, None].astype(xr.dtype)
+        dbeta = dyr.sum(axis=1)
+        tmp = np.multiply(dyr, centered)
+        dgamma = tmp.sum(axis=1) * inv_std
+        if self.need_param_grad:
+            self.grads["weight"] = dgamma.astype(gamma.dtype, copy=False)
+            self.grads["bias"] = dbeta.astype(gamma.dtype, copy=False)
         if not self.need_input_grad:
             return None
-        scale = self._bcast((gamma * inv_std).astype(dy.dtype))
-        if not training:
-            return dy * scale
-        m = dy.size // self.num_features
-        return scale * (dy - self._bcast(dbeta / m) - xhat * self._bcast(dgamma / m))
+        scale = (gamma * inv_std).astype(dy.dtype)
+        dx = np.multiply(dyr, scale[:, None])
+        if training:
+            m = dyr.shape[1]
+            np.multiply(centered, (-scale * inv_std * dgamma / m).astype(dy.dtype)[:, None], out=tmp)
+            dx += tmp
+            dx -= (scale * dbeta / m).astype(dy.dtype)[:, None]
+        return self._unrows(dx, shape)
 
 
 class BatchNorm1d(_BatchNorm):
