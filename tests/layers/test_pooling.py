@@ -257,3 +257,21 @@ def test_avg_pool_matches_torch(torch, rng, geometry, count_include_pad, dtype, 
     assert y.dtype == dx.dtype == dtype
     assert_matches(y, ty, dtype)
     assert_matches(dx, tdx, dtype)
+
+
+@pytest.mark.parametrize("geometry", [dict(kernel_size=3, stride=2), dict(kernel_size=3, stride=1, padding=1),
+                                      dict(kernel_size=2), dict(kernel_size=3, stride=2, ceil_mode=True)])
+def test_max_pool_in_evaluation_finds_the_same_arg_max_as_in_training(rng, geometry):
+    """Evaluation keeps only the maximum and finds the arg-max when a backward comes: the same
+    routing as training's recorded switches, ties included (a coarse input has many)."""
+    x = rng.integers(0, 3, (2, 3, 7, 6)).astype(np.float32)
+    dy = None
+    grads = {}
+    for mode in ("train", "eval"):
+        layer = MaxPool2d(**geometry)
+        layer.train(mode == "train")
+        y = layer(x)
+        dy = rng.standard_normal(y.shape).astype(np.float32) if dy is None else dy
+        grads[mode] = (y, layer.backward(dy))
+    np.testing.assert_array_equal(grads["train"][0], grads["eval"][0])
+    np.testing.assert_array_equal(grads["train"][1], grads["eval"][1])

@@ -31,17 +31,23 @@ class ReLU(_Elementwise):
         self.backward_rule = "gradient"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._mask = x > 0
-        return np.maximum(x, 0, dtype=x.dtype)
+        y = np.maximum(x, 0, dtype=x.dtype)
+        # Training keeps the mask x > 0 for the backward that will follow; evaluation keeps
+        # only y (y > 0 exactly where x > 0) and builds the mask if a backward comes.
+        self._mask, self._y = (x > 0, None) if self.training else (None, y)
+        return y
+
+    def _forward_mask(self) -> np.ndarray:
+        return self._mask if self._mask is not None else self._y > 0
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         rule = self.backward_rule
         if rule == "gradient":
-            return dy * self._mask          # a product, not np.where: no branch mispredictions
+            return dy * self._forward_mask()      # a product, not np.where: no branch mispredictions
         if rule == "deconvnet":
             return np.maximum(dy, 0)
         if rule == "guided":
-            return dy * (self._mask & (dy > 0))
+            return dy * (self._forward_mask() & (dy > 0))
         raise ValueError(f"ReLU.backward_rule must be one of {self.RULES}, got {rule!r}")
 
 

@@ -162,7 +162,7 @@ class LocalResponseNorm(Module):
     def _window_sum(self, v: np.ndarray, before: int, after: int) -> np.ndarray:
         """out[:, c] = sum of v[:, c - before : c + after + 1] over channels, zero outside."""
         c = v.shape[1]
-        out = v.copy()
+        out = v.copy(order="K")                 # keep the CHWN memory a conv produced
         for d in range(1, before + 1):
             out[:, d:] += v[:, :c - d]
         for d in range(1, after + 1):

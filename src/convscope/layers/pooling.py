@@ -79,26 +79,46 @@ class MaxPool2d(_Pool2d):
             if best is None:
                 best = chwn_empty(v.shape, v.dtype)
                 best[...] = v
-                idx = np.zeros_like(best, dtype=np.uint8 if len(windows) < 256 else np.int32)
+                if self.training:
+                    idx = np.zeros_like(best, dtype=_index_dtype(windows))
                 continue
-            # Strict '>' keeps the first maximum on ties. Offsets come in increasing order,
-            # so "idx = k where v wins" is max(idx, k * wins): branch-free, unlike np.where.
-            wins = v > best
-            np.maximum(idx, wins * idx.dtype.type(k), out=idx)
+            if idx is not None:
+                # Strict '>' keeps the first maximum on ties. Offsets come in increasing order,
+                # so "idx = k where v wins" is max(idx, k * wins): branch-free, unlike np.where.
+                wins = v > best
+                np.maximum(idx, wins * idx.dtype.type(k), out=idx)
             np.maximum(best, v, out=best)
-        self._cache = (x.shape, xp.shape, idx, windows)
+        # Evaluation keeps the maximum only (a third of the passes); a backward then finds the
+        # arg-max from the padded input, with the same first-maximum rule.
+        self._cache = (x.shape, xp.shape, xp if idx is None else None, best, idx, windows)
         return best
+
+    def _argmax(self) -> np.ndarray:
+        _, _, xp, best, idx, windows = self._cache
+        if idx is not None:
+            return idx
+        dtype = _index_dtype(windows)
+        idx = np.full(best.shape, len(windows), dtype=dtype)
+        for k, (_, _, rows, cols) in enumerate(windows):
+            hit = xp[:, :, rows, cols] == best
+            np.minimum(idx, np.where(hit, dtype.type(k), dtype.type(len(windows))), out=idx)
+        return idx
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Notes §1.3.2: dL/dI_j = 1(I_j = max), so each window's gradient goes to its arg-max.
 
         On ties only the first maximum (in row-major window order) receives it.
         """
-        x_shape, xp_shape, idx, windows = self._cache
+        x_shape, xp_shape, _, _, _, windows = self._cache
+        idx = self._argmax()
         dxp = chwn_empty(xp_shape, dy.dtype, zero=True)
         for k, (_, _, rows, cols) in enumerate(windows):
             dxp[:, :, rows, cols] += dy * (idx == k)     # multiply by a mask: no branches
         return self._crop(dxp, x_shape)
+
+
+def _index_dtype(windows) -> np.dtype:
+    return np.dtype(np.uint8 if len(windows) < 255 else np.int32)
 
 
 class AvgPool2d(_Pool2d):
