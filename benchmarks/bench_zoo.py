@@ -7,7 +7,8 @@ Small variants: batch 128 of 1x28x28 (MNIST-sized, ``--small-batch``); full vari
 of 3x224x224 (``--full-batch``). For each model the torch twin (benchmarks/torch_twin.py) has
 the same layers and the same weights (checked: logits agree); both get the same batch, the same
 loss (softmax cross-entropy, plus GoogLeNet's auxiliary heads in training) and the same
-optimizer (SGD, momentum 0.9, Nesterov, weight decay 5e-4). A "train" step is forward + loss +
+optimizer (SGD at lr 1e-4 so that random labels never blow the weights up, momentum 0.9, Nesterov,
+weight decay 5e-4). A "train" step is forward + loss +
 backward + update with input gradients off (as the trainer runs); "infer" is an evaluation-mode
 forward. Rounds alternate the two frameworks, each round times ``--steps`` steps, and the best
 round of each is reported with the ratio convscope / PyTorch (lower is better; issue 15's
@@ -73,14 +74,14 @@ class Side:
             self.x, self.y = x, y
             self.loss = SoftmaxCrossEntropy()
             self.aux = [(m, SoftmaxCrossEntropy()) for m in _modules(model) if isinstance(m, AuxiliaryClassifier)]
-            self.opt = SGD(model, lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+            self.opt = SGD(model, lr=1e-4, momentum=0.9, nesterov=True, weight_decay=5e-4)
             model.set_input_grad(False)
         else:
             import torch
             from torch_twin import aux_heads
             self.x, self.y = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
             self.aux = aux_heads(model)
-            self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+            self.opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
     def train(self) -> None:
         m = self.model
