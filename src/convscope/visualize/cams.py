@@ -35,7 +35,7 @@ from ..layers import softmax
 from ..validation import check_choice
 from .core import batches, check_layer, find_layer, last_conv, one_hot
 from .display import resize_bilinear
-from .probe import layer_output, probe
+from .probe import backward_to, layer_output, probe
 
 __all__ = ["CAM_METHODS", "GRADIENT_CAMS", "CamResult", "class_activation_map", "upsample"]
 
@@ -103,7 +103,7 @@ def _gradient_cam(model, x, method, layer, targets, batch_size):
             for s in batches(len(x), batch_size):
                 logits = model.forward(x[s])
                 _check_4d(p.output, layer)
-                model.backward(one_hot(logits, targets[s]))
+                backward_to(model, one_hot(logits, targets[s]), p)    # stops at the layer
                 cam, w = _gradient_weights(method, p.output, p.grad)
                 cams.append(cam)
                 weights.append(w)
