@@ -121,6 +121,7 @@ def column_strategy(request, monkeypatch):
     if request.param != "whole":
         monkeypatch.setattr(conv_module, "CACHE_BYTES", 0)
         monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1 if request.param == "chunks of 1 row" else None)
+        monkeypatch.setattr(conv_module, "CHUNK_COLUMNS", 1)
     return conv_module, request.param
 
 

@@ -15,6 +15,7 @@ __all__ = ["Conv2d", "he_normal"]      # he_normal lives in .init; re-exported f
 # ones are built in chunks of output rows of about CHUNK_BYTES (benchmarks/bench_zoo.py).
 CACHE_BYTES = 4 * 2**20
 CHUNK_BYTES = 4 * 2**20
+CHUNK_COLUMNS = 8192          # and at least this many columns: narrower GEMMs ran slower
 
 
 class Conv2d(Module):
@@ -97,7 +98,7 @@ class Conv2d(Module):
         elif row_bytes * oh <= CACHE_BYTES:
             cols, rows = im2col_rows(xp, kh, kw, sh, sw, 0, oh, ow), oh
         else:
-            cols, rows = None, max(1, CHUNK_BYTES // row_bytes)
+            cols, rows = None, max(1, CHUNK_BYTES // row_bytes, -(-CHUNK_COLUMNS // (ow * n)))
         if cols is not None:
             out = self._gemm(w2, cols).reshape(f, oh, ow, n)
         else:
