@@ -181,3 +181,39 @@ def test_unknown_layer_types_are_named():
     with pytest.raises(TypeError, match="Square"):
         with propagation_rule(Sequential(("sq", Square())), "lrp_epsilon"):
             pass
+
+
+def graph_twin(model):
+    """tiny_residual as an imported network looks: a Graph whose residual sum is an Add node,
+    whose global pool is a ReduceMean and a Reshape, and whose shortcut is a fan-out."""
+    from convscope.layers import Graph
+    from convscope.layers.elementwise import Add
+    from convscope.layers.reduce import ReduceMean
+    from convscope.layers.shape_ops import Reshape
+    layers = dict(model.children())
+    body = dict(layers["block"].body.children())
+    return Graph([("stem", layers["stem"], ["input"]), ("relu0", layers["relu0"], ["stem"]),
+                  ("conv1", body["conv1"], ["relu0"]), ("bn", body["bn"], ["conv1"]), ("relu", body["relu"], ["bn"]),
+                  ("conv2", body["conv2"], ["relu"]), ("add", Add(), ["conv2", "relu0"]),
+                  ("post", ReLU(), ["add"]), ("pool", layers["pool"], ["post"]),
+                  ("mean", ReduceMean([1, 2]), ["pool"]), ("flat", Reshape([-1]), ["mean"]),
+                  ("fc", layers["fc"], ["flat"])], output="fc")
+
+
+def test_rules_on_an_imported_graph_conserve_and_match_the_same_network_built_from_containers():
+    """Add / ReduceMean / Reshape nodes get the rules their container counterparts have: LRP-eps
+    conserves relevance with zero biases, DeepLIFT sums to the output difference, and both give
+    the attributions of the same layers arranged as Sequential + Residual."""
+    model = tiny_residual(bn_offset=False)
+    graph = graph_twin(model)
+    x, t = images(3, seed=4), np.array([0, 1, 2])
+    graph.eval()                                  # (training mode would move BN's running statistics)
+    np.testing.assert_allclose(graph.forward(x), model.eval().forward(x), rtol=1e-12)
+    r_graph, r_model = lrp(graph, x, t, epsilon=1e-12), lrp(model, x, t, epsilon=1e-12)
+    assert np.abs(r_graph.delta / r_graph.scores).max() < 1e-8
+    np.testing.assert_allclose(r_graph.attributions, r_model.attributions, rtol=1e-9, atol=1e-12)
+    base = images(3, seed=3) * 0.5
+    d_graph, d_model = deeplift(graph, x, t, base), deeplift(model, x, t, base)
+    gap = np.abs(d_graph.delta) / np.maximum(np.abs(d_graph.scores - d_graph.baseline_scores), 1e-12)
+    assert gap.max() < 1e-9
+    np.testing.assert_allclose(d_graph.attributions, d_model.attributions, rtol=1e-9, atol=1e-12)

@@ -28,6 +28,13 @@ ReLU, Tanh, Sigmoid,   relevance passes through    rescale: dy * (y - y0) / (x -
 LeakyReLU, LRN
 Flatten, Dropout,      own backward                own backward
 Identity
+Graph nodes: Add,      epsilon rule                own backward
+Sub, ReduceMean/Sum
+Clip, HardSigmoid,     relevance passes through    rescale
+HardSwish, Gelu
+Reshape, Transpose,    own backward                own backward
+Slice, Pad, Cat,
+Constant
 =====================  ==========================  =============================================
 
 Local response normalisation is not element-wise, so its rescale multiplier is an
@@ -47,6 +54,10 @@ import numpy as np
 from ..layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, CrossChannelPool, Dropout, Flatten,
                       GlobalAvgPool2d, Identity, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Module,
                       ReLU, Sigmoid, Tanh, ZeroPadShortcut)
+from ..layers.elementwise import Add, Constant, Sub
+from ..layers.pointwise import Clip, Gelu, HardSigmoid, HardSwish
+from ..layers.reduce import ReduceMean, ReduceSum
+from ..layers.shape_ops import Cat, Pad, Reshape, Slice, Transpose
 from ..validation import check_real
 from .core import batches
 from .probe import evaluation_mode, logit_gradient
@@ -56,10 +67,14 @@ __all__ = ["RULES", "propagation_rule", "Relevance", "lrp", "deeplift"]
 RULES = ("lrp_epsilon", "lrp_alpha_beta", "deeplift")
 
 _WEIGHTED = (Conv2d, Linear)
+# Imported graphs (convscope.onnx) add sums and means (linear: the epsilon rule splits a sum's
+# relevance by each input's share, z_i / z), element-wise activations, and layers that only move
+# values around (their own backward moves relevance the same way); a Constant is a source whose
+# relevance, like a bias's, is not passed on.
 _LINEAR_NO_WEIGHT = (AvgPool2d, GlobalAvgPool2d, MaxPool2d, CrossChannelPool, BatchNorm1d, BatchNorm2d,
-                     ZeroPadShortcut)
-_ACTIVATIONS = (ReLU, Tanh, Sigmoid, LeakyReLU, LocalResponseNorm)
-_PASS = (Flatten, Dropout, Identity)
+                     ZeroPadShortcut, Add, Sub, ReduceMean, ReduceSum)
+_ACTIVATIONS = (ReLU, Tanh, Sigmoid, LeakyReLU, LocalResponseNorm, Clip, HardSigmoid, HardSwish, Gelu)
+_PASS = (Flatten, Dropout, Identity, Reshape, Transpose, Slice, Pad, Cat, Constant)
 _MAX_POOLS = (MaxPool2d, CrossChannelPool)
 
 
