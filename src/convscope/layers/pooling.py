@@ -102,6 +102,8 @@ class MaxPool2d(_Pool2d):
         for k, (_, _, rows, cols) in enumerate(windows):
             hit = xp[:, :, rows, cols] == best
             np.minimum(idx, np.where(hit, dtype.type(k), dtype.type(len(windows))), out=idx)
+        x_shape, xp_shape = self._cache[:2]
+        self._cache = (x_shape, xp_shape, None, best, idx, windows)     # found once per forward
         return idx
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -112,8 +114,13 @@ class MaxPool2d(_Pool2d):
         x_shape, xp_shape, _, _, _, windows = self._cache
         idx = self._argmax()
         dxp = chwn_empty(xp_shape, dy.dtype, zero=True)
+        # Windows that tile the input without overlap each own their pixels: assign, not add.
+        tiles = self.stride == self.kernel_size
         for k, (_, _, rows, cols) in enumerate(windows):
-            dxp[:, :, rows, cols] += dy * (idx == k)     # multiply by a mask: no branches
+            if tiles:
+                np.multiply(dy, idx == k, out=dxp[:, :, rows, cols])
+            else:
+                dxp[:, :, rows, cols] += dy * (idx == k)     # multiply by a mask: no branches
         return self._crop(dxp, x_shape)
 
 

