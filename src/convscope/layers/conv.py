@@ -172,12 +172,12 @@ class Conv2d(Module):
         w2 = w.reshape(f, -1)
         dw = np.zeros(w2.shape, dtype=w.dtype) if params else None
         dxp = np.zeros(xp.shape, dtype=dy.dtype) if self.need_input_grad else None
-        buf = np.empty(self.in_channels * kh * kw * rows * ow * x_shape[0], dtype=xp.dtype)
+        buf = np.empty(self.in_channels * kh * kw * rows * ow * x_shape[0], dtype=xp.dtype) if params else None
         for y0 in range(0, oh, rows):
             r = min(rows, oh - y0)
             dyc = dyt[:, y0:y0 + r].reshape(f, -1)
-            chunk = im2col_rows(xp, kh, kw, sh, sw, y0, r, ow, out=buf)
-            if params:
+            if params:                                     # the input gradient needs no columns
+                chunk = im2col_rows(xp, kh, kw, sh, sw, y0, r, ow, out=buf)
                 dw += self._weight_grad(chunk, dyc)
             if dxp is not None:
                 col2im_rows(self._gemm(w2, dyc, transpose=True), dxp, kh, kw, sh, sw, y0, r, ow)
