@@ -97,8 +97,7 @@ def _leaf(m):
         return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode,
                             count_include_pad=m.count_include_pad)
     if isinstance(m, L.GlobalAvgPool2d):
-        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()) if getattr(m, "flatten", True) \
-            else nn.AdaptiveAvgPool2d(1)
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())      # (N, C, H, W) -> (N, C)
     if isinstance(m, L.LocalResponseNorm):
         return nn.LocalResponseNorm(m.size, m.alpha, m.beta, m.k)
     simple = {L.ReLU: nn.ReLU, L.Tanh: nn.Tanh, L.Sigmoid: nn.Sigmoid, L.Flatten: nn.Flatten,

@@ -12,18 +12,19 @@ rather than OW, which made im2col 1.9x and col2im 3.2x faster than with NCHW mem
 LeNet's second convolution (benchmarks/README.md has the figures). Element-wise layers
 keep whatever layout they receive (NumPy's order='K'), so the layout flows through.
 
-im2col fills a column buffer laid out (C, KH, KW, OH, OW, N) slice by slice (measured
-~4x faster than one transposed copy of a 6-D strided view), so that a convolution is one
-GEMM ``W (F, C*KH*KW) @ cols (C*KH*KW, OH*OW*N)`` whose result is already (F, OH, OW, N).
-col2im is the adjoint: the same slices, accumulated with ``+=``.
+im2col (:func:`im2col_rows`, for all output rows or a chunk of them) fills a column buffer
+laid out (C, KH, KW, rows, OW, N) slice by slice (measured ~4x faster than one transposed copy
+of a 6-D strided view), so that a convolution is one GEMM ``W (F, C*KH*KW) @ cols
+(C*KH*KW, rows*OW*N)`` whose result is already (F, rows, OW, N). col2im (:func:`col2im_rows`,
+:func:`col2im`) is the adjoint: the same slices, accumulated with ``+=``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv_out_size", "offsets", "pad_spatial", "chwn_empty", "as_chwn", "im2col", "col2im",
-           "im2col_rows", "col2im_rows"]
+__all__ = ["conv_out_size", "offsets", "pad_spatial", "chwn_empty", "as_chwn", "im2col_rows", "col2im_rows",
+           "col2im", "unpad"]
 
 
 def conv_out_size(size: int, kernel: int, stride: int, padding: int, what: str,
@@ -108,33 +109,22 @@ def col2im_rows(dcols: np.ndarray, dxp: np.ndarray, kh: int, kw: int, sh: int, s
         dxp[:, top + r.start:top + r.stop:sh, cc] += d6[:, i, j]
 
 
-def im2col(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
-           oh: int, ow: int) -> np.ndarray:
-    """Columns of x for a (kh, kw) window: shape (C*KH*KW, OH*OW*N), rows ordered (c, i, j).
-
-    x: (N, C, H, W), any memory order (CHWN is fastest). Row (c, i, j), column (y, x, n)
-    holds x_padded[n, c, y*sh + i, x*sw + j], the input that kernel tap (i, j) of channel c
-    meets at output position (y, x), as in the notes' sum I_c[x + a, y + b] G_c[a, b].
-    """
-    n, c = x.shape[:2]
-    xp = pad_spatial(x, ph, pw).transpose(1, 2, 3, 0)            # (C, Hp, Wp, N)
-    cols = np.empty((c, kh, kw, oh, ow, n), dtype=x.dtype)
-    for i, j, rows, cols_ in offsets(kh, kw, sh, sw, oh, ow):
-        cols[:, i, j] = xp[:, rows, cols_]
-    return cols.reshape(c * kh * kw, oh * ow * n)
-
-
 def col2im(dcols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int,
            sh: int, sw: int, ph: int, pw: int, oh: int, ow: int) -> np.ndarray:
-    """Adjoint of :func:`im2col`: sum every column entry back onto the input pixel it came from.
+    """Adjoint of the whole column matrix (:func:`im2col_rows` of every output row): sum every
+    column entry back onto the input pixel it came from.
 
     dcols: (C*KH*KW, OH*OW*N). Returns dx of shape (N, C, H, W), in CHWN memory. Each
     kernel offset adds one strided slice, so overlapping windows accumulate correctly
     without ``np.add.at``.
     """
     n, c, h, w = x_shape
-    d6 = dcols.reshape(c, kh, kw, oh, ow, n)
     dxp = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=dcols.dtype)
-    for i, j, rows, cols_ in offsets(kh, kw, sh, sw, oh, ow):
-        dxp[:, rows, cols_] += d6[:, i, j]
+    col2im_rows(dcols, dxp, kh, kw, sh, sw, 0, oh, ow)
+    return unpad(dxp, x_shape, ph, pw)
+
+
+def unpad(dxp: np.ndarray, x_shape: tuple[int, int, int, int], ph: int, pw: int) -> np.ndarray:
+    """The gradient of a padded input, dxp (C, Hp, Wp, N), cropped to the (N, C, H, W) input."""
+    h, w = x_shape[2:]
     return dxp[:, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_int
-from ._windows import as_chwn, col2im, col2im_rows, conv_out_size, im2col_rows, pad_spatial
+from ._windows import as_chwn, col2im, col2im_rows, conv_out_size, im2col_rows, pad_spatial, unpad
 from .base import Module, as_pair, check_positive, default_rng
 from .init import he_normal, make_weight
 
@@ -93,7 +93,7 @@ class Conv2d(Module):
         xp = as_chwn(pad_spatial(x, ph, pw))                          # (C, Hp, Wp, N)
         k = self.in_channels * kh * kw                                  # rows of the column matrix
         row_bytes = k * ow * n * x.dtype.itemsize                       # the columns of one output row
-        if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+        if self._pointwise:
             cols, rows = xp.reshape(xp.shape[0], -1), oh               # x itself is the column matrix
         elif row_bytes * oh <= CACHE_BYTES:
             cols, rows = im2col_rows(xp, kh, kw, sh, sw, 0, oh, ow), oh
@@ -112,6 +112,11 @@ class Conv2d(Module):
             out += self.params["bias"].reshape(-1, 1, 1, 1)
         self._cache = (x.shape, xp if cols is None else None, cols, rows, oh, ow)
         return out.transpose(3, 0, 1, 2)
+
+    @property
+    def _pointwise(self) -> bool:
+        """A 1x1, stride-1, unpadded convolution: its input's (C, H*W*N) memory is the column matrix."""
+        return self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
 
     def _gemm(self, w2: np.ndarray, b: np.ndarray, transpose: bool = False,
               out: np.ndarray | None = None) -> np.ndarray:
@@ -164,7 +169,7 @@ class Conv2d(Module):
                 return None
             # W^T (C/g*KH*KW, F/g) @ dY (F/g, M) per group: the columns' gradient.
             dcols = self._gemm(w.reshape(f, -1), dy2, transpose=True)   # (C*KH*KW, OH*OW*N)
-            if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+            if self._pointwise:                                        # the columns are x's memory
                 return dcols.reshape(x_shape[1], x_shape[2], x_shape[3], x_shape[0]).transpose(3, 0, 1, 2)
             return col2im(dcols, x_shape, kh, kw, sh, sw, ph, pw, oh, ow)
         if not (params or self.need_input_grad):
@@ -183,7 +188,4 @@ class Conv2d(Module):
                 col2im_rows(self._gemm(w2, dyc, transpose=True), dxp, kh, kw, sh, sw, y0, r, ow)
         if params:
             self.grads["weight"] = dw.reshape(w.shape)
-        if dxp is None:
-            return None
-        h, wd = x_shape[2:]
-        return dxp[:, ph:ph + h, pw:pw + wd].transpose(3, 0, 1, 2)
+        return None if dxp is None else unpad(dxp, x_shape, ph, pw)

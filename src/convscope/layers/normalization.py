@@ -106,11 +106,12 @@ class _BatchNorm(Module):
         training = centered is not None
         gamma = self.params["weight"]
         dyr = self._rows(dy)
-        if centered is None:
-            centered = xr - mean[:, None].astype(xr.dtype)
-        dbeta = dyr.sum(axis=1)
-        tmp = np.multiply(dyr, centered)
-        dgamma = tmp.sum(axis=1) * inv_std
+        if training or self.need_param_grad:        # evaluation's input gradient needs neither sum
+            if centered is None:
+                centered = xr - mean[:, None].astype(xr.dtype)
+            dbeta = dyr.sum(axis=1)
+            tmp = np.multiply(dyr, centered)
+            dgamma = tmp.sum(axis=1) * inv_std
         if self.need_param_grad:
             self.grads["weight"] = dgamma.astype(gamma.dtype, copy=False)
             self.grads["bias"] = dbeta.astype(gamma.dtype, copy=False)
